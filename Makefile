@@ -1,0 +1,60 @@
+# celery-live: `make run` starts the dashboard, `make test` runs every test.
+# Both install what they need (idempotently: stamps skip work already done).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMPS := $(VENV)/.stamps
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: run test lint bench install install-dev browser clean help
+
+help:
+	@echo "make run    - start web (Daphne), worker and beat on http://127.0.0.1:$${PORT:-8000}"
+	@echo "make test   - install test deps (and Debian's chromium) and run every test"
+	@echo "make lint   - ruff"
+	@echo "make bench  - latency benchmark (event -> WebSocket frame, event -> DOM)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMPS)/runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/dev: requirements-dev.txt $(STAMPS)/runtime
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	@touch $@
+
+install: $(STAMPS)/runtime
+install-dev: $(STAMPS)/dev
+
+# Debian's Chromium for the browser tests (Playwright cannot download browsers here), and
+# a compose client where the docker client has none, so docker-compose.yml is validated.
+browser:
+	@missing=""; \
+	[ -x $(CHROMIUM) ] || missing="chromium"; \
+	if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1 \
+	   && ! command -v docker-compose >/dev/null; then missing="$$missing docker-compose"; fi; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing from Debian:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+run: install
+	cd backend && ../$(BIN)/python manage.py run_dashboard
+
+test: install-dev browser
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check . || true
+
+bench: install-dev browser
+	$(BIN)/python scripts/bench_latency.py
+
+clean:
+	rm -rf $(VENV) .data test-artifacts

@@ -1,0 +1,110 @@
+"""WebSocket consumers: the page's HTML fragments and the JSON event stream.
+
+Both are thin: on connect they send what the viewer missed since its `since` id (read
+from the log), then forward live events from this process's relay, skipping ids already
+sent, so a reconnecting viewer gets no gap and no duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from .events import parse_id
+from .fragments import renderer
+from .relay import is_after, relay
+
+logger = logging.getLogger(__name__)
+
+CLOSE_BAD_REQUEST = 4400
+CLOSE_TRY_AGAIN = 1013
+CATCH_UP_BATCH = 1000
+
+
+class LogConsumer(AsyncWebsocketConsumer):
+    """Base: catch up from `?since=<event id>`, then follow live; `?task=<id>` filters."""
+
+    batch_limit = 200
+
+    async def connect(self) -> None:
+        params = parse_qs(self.scope.get("query_string", b"").decode())
+        since = (params.get("since") or [None])[0] or None
+        self.task_filter = (params.get("task") or [None])[0] or None
+        self.pump: asyncio.Task | None = None
+        self.sub = None
+        await self.accept()
+        if since is not None:
+            try:
+                parse_id(since)
+            except ValueError:
+                await self.send(text_data=json.dumps(
+                    {"error": "since must be an event id like 1764090000123-0", "since": since}))
+                await self.close(code=CLOSE_BAD_REQUEST)
+                return
+        self.sub = await relay.subscribe()
+        self.sent_id = since
+        self.pump = asyncio.create_task(self._pump(since))
+
+    async def disconnect(self, code: int) -> None:
+        if self.pump is not None:
+            self.pump.cancel()
+        if self.sub is not None:
+            self.sub.close()
+
+    async def _pump(self, since: str | None) -> None:
+        try:
+            if since is not None:
+                while True:
+                    missed = await relay.log.range_after(self.sent_id, CATCH_UP_BATCH)
+                    if not missed:
+                        break
+                    await self._emit(missed)
+            while True:
+                batch = await self.sub.get_batch(self.batch_limit)
+                if self.sub.overflowed:
+                    await self.close(code=CLOSE_TRY_AGAIN)
+                    return
+                if self.sent_id is not None:
+                    batch = [e for e in batch if is_after(e["id"], self.sent_id)]
+                if batch:
+                    await self._emit(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("celery-live: consumer failed; closing so the client reconnects")
+            await self.close(code=1011)
+
+    async def _emit(self, events: list[dict[str, Any]]) -> None:
+        self.sent_id = events[-1]["id"]
+        if self.task_filter:
+            events = [e for e in events if e.get("task_id") == self.task_filter]
+        if events:
+            await self.send_events(events)
+
+    async def send_events(self, events: list[dict[str, Any]]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+class EventsConsumer(LogConsumer):
+    """`/ws/events/`: one JSON frame per event, in log order."""
+
+    async def send_events(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            text = getattr(event, "text", None) or json.dumps(event)
+            await self.send(text_data=text)
+
+
+class PageConsumer(LogConsumer):
+    """`/ws/page/`: htmx out-of-band fragments; events that arrive together share a frame."""
+
+    async def send_events(self, events: list[dict[str, Any]]) -> None:
+        await self.send(text_data=await renderer.frame(events, relay.log))
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        # The page sends nothing we act on; ignore rather than error.
+        return

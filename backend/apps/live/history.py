@@ -1,0 +1,113 @@
+"""Reading the event log: a run's events, recent runs, and the stream after an id.
+
+Sync functions serve views and the CLI; `AsyncLog` serves consumers and the relay in
+Daphne's event loop. Both read what `events.Publisher` writes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from .events import decode_entry, get_publisher, parse_id, runs_key, stream_key, task_key
+from .state import RunState, fold
+
+ZERO_ID = "0-0"
+
+
+def _client() -> redis.Redis:
+    return get_publisher().client
+
+
+def task_events(task_id: str) -> list[dict[str, Any]]:
+    """Every event of run `task_id`, in log order."""
+    return [json.loads(raw) for raw in _client().lrange(task_key(task_id), 0, -1)]
+
+
+def get_run(task_id: str, until_id: str | None = None) -> RunState | None:
+    """The run's state, or None if the log never saw it. `until_id` folds only up to it."""
+    events = task_events(task_id)
+    if until_id is not None:
+        limit = parse_id(until_id)
+        events = [e for e in events if parse_id(e["id"]) <= limit]
+    if not events:
+        return None
+    return fold(task_id, events)
+
+
+def recent_task_ids(limit: int = 50, before: float | None = None) -> list[str]:
+    """Ids of the newest runs (by first event time), newest first."""
+    top = f"({before}" if before is not None else "+inf"
+    return _client().zrevrangebyscore(runs_key(), top, "-inf", start=0, num=limit)
+
+
+def recent_runs(limit: int = 50, before: float | None = None, until_id: str | None = None) -> list[RunState]:
+    """The newest runs' states, newest first (one round trip for all their events)."""
+    ids = recent_task_ids(limit, before)
+    if not ids:
+        return []
+    pipe = _client().pipeline(transaction=False)
+    for task_id in ids:
+        pipe.lrange(task_key(task_id), 0, -1)
+    runs = []
+    limit_id = parse_id(until_id) if until_id else None
+    for task_id, raws in zip(ids, pipe.execute(), strict=False):
+        events = [json.loads(raw) for raw in raws]
+        if limit_id is not None:
+            events = [e for e in events if parse_id(e["id"]) <= limit_id]
+        if events:
+            runs.append(fold(task_id, events))
+    return runs
+
+
+def last_event_id() -> str:
+    """Id of the newest event in the log ("0-0" when empty)."""
+    newest = _client().xrevrange(stream_key(), count=1)
+    return newest[0][0] if newest else ZERO_ID
+
+
+def read_after(since: str, count: int = 1000, block_ms: int | None = None) -> list[dict[str, Any]]:
+    """Events after `since` (exclusive), oldest first; waits up to `block_ms` for new ones."""
+    reply = _client().xread({stream_key(): since}, count=count, block=block_ms)
+    if not reply:
+        return []
+    return [decode_entry(entry_id, fields) for entry_id, fields in reply[0][1]]
+
+
+class AsyncLog:
+    """The same reads for asyncio code; one connection pool per process and event loop."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.client = aioredis.Redis.from_url(
+            url or settings.REDIS_URL, decode_responses=True, socket_connect_timeout=2,
+            health_check_interval=30,
+        )
+
+    async def last_id(self) -> str:
+        newest = await self.client.xrevrange(stream_key(), count=1)
+        return newest[0][0] if newest else ZERO_ID
+
+    async def first_id(self) -> str | None:
+        oldest = await self.client.xrange(stream_key(), count=1)
+        return oldest[0][0] if oldest else None
+
+    async def range_after(self, since: str, count: int = 1000) -> list[dict[str, Any]]:
+        """Up to `count` events after `since` (exclusive), oldest first."""
+        entries = await self.client.xrange(stream_key(), min=f"({since}", count=count)
+        return [decode_entry(entry_id, fields) for entry_id, fields in entries]
+
+    async def read(self, since: str, count: int, block_ms: int) -> list[dict[str, Any]]:
+        reply = await self.client.xread({stream_key(): since}, count=count, block=block_ms)
+        if not reply:
+            return []
+        return [decode_entry(entry_id, fields) for entry_id, fields in reply[0][1]]
+
+    async def task_events(self, task_id: str) -> list[dict[str, Any]]:
+        return [json.loads(raw) for raw in await self.client.lrange(task_key(task_id), 0, -1)]
+
+    async def close(self) -> None:
+        await self.client.aclose()

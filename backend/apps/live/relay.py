@@ -1,0 +1,128 @@
+"""The relay: one reader of the event log per Daphne process, fanning out in memory.
+
+A Redis round trip per viewer per event does not scale (design.md measured per-viewer
+`group_send` backing up to seconds at 100 viewers x 200 events/s); one blocking XREAD per
+process and an in-memory hand-off to each connected consumer does.
+
+Nothing is dropped silently: every subscriber has a bounded queue, and a subscriber that
+falls so far behind that its queue fills is marked `overflowed`; its consumer then closes
+the socket with 1013 ("try again later") and the client reconnects with `since`, catching
+up from the log, which keeps everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import redis
+
+from .events import parse_id
+from .history import AsyncLog
+
+logger = logging.getLogger(__name__)
+
+SUBSCRIBER_QUEUE_SIZE = 20_000
+
+
+class Subscription:
+    """One consumer's view of the live stream."""
+
+    def __init__(self, relay: Relay, maxsize: int = SUBSCRIBER_QUEUE_SIZE) -> None:
+        self.relay = relay
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize)
+        self.overflowed = False
+
+    def put(self, event: dict[str, Any]) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            logger.warning("celery-live: a viewer fell %d events behind; asking it to reconnect",
+                           self.queue.maxsize)
+
+    async def get_batch(self, limit: int) -> list[dict[str, Any]]:
+        """Wait for at least one event, then take what else is already there (up to limit)."""
+        batch = [await self.queue.get()]
+        while len(batch) < limit and not self.queue.empty():
+            batch.append(self.queue.get_nowait())
+        return batch
+
+    def close(self) -> None:
+        self.relay.unsubscribe(self)
+
+
+class Relay:
+    """Reads the log from where it started and hands each event to every subscriber."""
+
+    def __init__(self, batch: int = 500, block_ms: int = 5000) -> None:
+        self.batch = batch
+        self.block_ms = block_ms
+        self.subscribers: set[Subscription] = set()
+        self.last_id: str | None = None
+        self.log: AsyncLog | None = None
+        self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def subscribe(self) -> Subscription:
+        """Subscribe to events after the relay's current position (started if needed).
+
+        Everything the log holds after the returned subscription's start is delivered,
+        so a consumer that reads the log up to "now" *after* subscribing has no gap.
+        """
+        await self._ensure_running()
+        sub = Subscription(self)
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.subscribers.discard(sub)
+
+    async def _ensure_running(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new event loop (tests): start afresh on it
+            self._loop, self._task, self._lock = loop, None, asyncio.Lock()
+            self.log = AsyncLog()
+            self.subscribers = set()
+        async with self._lock:
+            if self._task is None or self._task.done():
+                self.last_id = await self.log.last_id()
+                self._task = loop.create_task(self._run(), name="celery-live-relay")
+
+    async def _run(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                events = await self.log.read(self.last_id, self.batch, self.block_ms)
+                delay = 0.1
+            except asyncio.CancelledError:
+                raise
+            except (redis.RedisError, OSError) as exc:
+                logger.warning("celery-live relay: Redis read failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            for event in events:
+                self.last_id = event["id"]
+                for sub in tuple(self.subscribers):
+                    sub.put(event)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+
+relay = Relay()
+
+
+def is_after(event_id: str, since: str | None) -> bool:
+    """Whether `event_id` comes after `since` in the log (`since` None: everything does)."""
+    return since is None or parse_id(event_id) > parse_id(since)

@@ -1,0 +1,171 @@
+"""The state of a run as a pure function of its events.
+
+Events may arrive out of order (a worker's `task.received` can reach the log before the
+web process's `task.sent`), so each state has a rank within its attempt and a run only
+moves forward: `(attempt, rank)` must grow. Final states (SUCCESS, FAILURE, REVOKED,
+REJECTED, LOST) are terminal: no later event brings a run back to running. A retry is a
+new attempt of the same run, so the next attempt's `received`/`started` move it on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+FINAL_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED", "LOST"})
+RANK = {"PENDING": 0, "RECEIVED": 1, "STARTED": 2, "PROGRESS": 3, "RETRY": 4}
+
+
+@dataclass
+class RunState:
+    """Everything the views show about one run, folded from its events."""
+
+    task_id: str
+    name: str | None = None
+    state: str = "PENDING"
+    attempt: int = 0
+    args: list = field(default_factory=list)
+    kwargs: dict = field(default_factory=dict)
+    queue: str | None = None
+    worker: str | None = None
+    current: int = 0
+    total: int | None = None
+    iteration_results: dict[int, Any] = field(default_factory=dict)
+    result: Any = None
+    exception: str | None = None
+    traceback: str | None = None
+    sent_at: float | None = None
+    received_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    events: list[dict] = field(default_factory=list)
+    last_id: str | None = None
+    last_seq: int = 0
+    _seen: set = field(default_factory=set, repr=False)
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def results(self) -> list:
+        """Each iteration's result, in iteration order."""
+        return [self.iteration_results[i] for i in sorted(self.iteration_results)]
+
+    @property
+    def queue_wait(self) -> float | None:
+        """Seconds from sent to started (the first attempt's wait)."""
+        if self.sent_at is None or self.started_at is None:
+            return None
+        return max(0.0, self.started_at - self.sent_at)
+
+    @property
+    def run_time(self) -> float | None:
+        """Seconds from started to the final state."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0.0, self.finished_at - self.started_at)
+
+    @property
+    def percent(self) -> int:
+        if self.state == "SUCCESS":
+            return 100
+        if not self.total:
+            return 0
+        return min(100, int(100 * self.current / self.total))
+
+    def apply(self, event: dict) -> RunState:
+        """Fold one event into this run (idempotent: an event seen twice counts once)."""
+        key = event.get("id") or (event.get("type"), event.get("ts"))
+        if key in self._seen:
+            return self
+        self._seen.add(key)
+        self.events.append(event)
+        if event.get("seq", 0) > self.last_seq:
+            self.last_seq, self.last_id = event["seq"], event.get("id")
+        data = event.get("data") or {}
+        etype = event.get("type")
+        ts = event.get("ts")
+        self.name = self.name or event.get("name")
+        if event.get("worker"):
+            self.worker = event["worker"]
+        if "args" in data and not self.args:
+            self.args = list(data.get("args") or [])
+        if "kwargs" in data and not self.kwargs:
+            self.kwargs = dict(data.get("kwargs") or {})
+        if data.get("queue") and not self.queue:
+            self.queue = data["queue"]
+
+        if etype == "task.sent":
+            self.sent_at = ts if self.sent_at is None else min(self.sent_at, ts)
+        elif etype == "task.received":
+            self.received_at = ts if self.received_at is None else min(self.received_at, ts)
+        elif etype == "task.started":
+            self.started_at = ts if self.started_at is None else min(self.started_at, ts)
+        elif etype == "task.progress":
+            current = int(data.get("current") or 0)
+            self.current = max(self.current, current)
+            if data.get("total") is not None:
+                self.total = int(data["total"])
+            if "result" in data and current:
+                self.iteration_results[current] = data["result"]
+        elif etype == "task.succeeded":
+            self.result = data.get("result")
+        elif etype == "task.failed":
+            self.exception = data.get("exception")
+            self.traceback = data.get("traceback")
+        elif etype in ("task.revoked", "task.rejected", "task.lost", "task.retried"):
+            self.exception = data.get("reason") or self.exception
+
+        self._move(event.get("state"), data.get("attempt"), ts)
+        return self
+
+    def _move(self, new_state: str | None, attempt: int | None, ts: float | None) -> None:
+        if new_state is None or self.is_final:
+            return
+        if new_state in FINAL_STATES:
+            self.state = new_state
+            self.finished_at = ts
+            if new_state == "SUCCESS" and self.total:
+                self.current = max(self.current, self.total)
+            return
+        attempt = self.attempt if attempt is None else int(attempt)
+        if (attempt, RANK.get(new_state, 0)) > (self.attempt, RANK.get(self.state, 0)):
+            self.state, self.attempt = new_state, attempt
+
+    def as_dict(self, with_events: bool = True) -> dict[str, Any]:
+        """The run as the JSON API shows it (`GET /api/tasks/<id>/`)."""
+        out = {
+            "task_id": self.task_id,
+            "name": self.name,
+            "state": self.state,
+            "args": self.args,
+            "kwargs": self.kwargs,
+            "progress": {"current": self.current, "total": self.total},
+            "results": self.results,
+            "result": self.result,
+            "exception": self.exception,
+            "traceback": self.traceback,
+            "worker": self.worker,
+            "queue": self.queue,
+            "attempt": self.attempt,
+            "sent_at": self.sent_at,
+            "received_at": self.received_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "queue_wait": self.queue_wait,
+            "run_time": self.run_time,
+            "last_event_id": self.last_id,
+        }
+        if with_events:
+            out["events"] = self.events
+        return out
+
+
+def fold(task_id: str, events: Iterable[dict]) -> RunState:
+    """The state of run `task_id` after `events` (in log order)."""
+    run = RunState(task_id=task_id)
+    for event in events:
+        run.apply(event)
+    return run

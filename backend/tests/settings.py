@@ -1,0 +1,14 @@
+"""Settings for the test run: the project's own settings, after starting private services.
+
+Django's settings are read from the environment when imported, and pytest-django imports
+them before any conftest runs; starting the private Redis here is what lets one settings
+module serve both the product and the tests.
+"""
+
+from tests import services
+
+services.start()
+
+from config.settings import *  # noqa: E402,F403
+
+DEBUG = False
