@@ -114,6 +114,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "staticfiles"
 STATICFILES_DIRS = [FRONTEND_DIR / "static"]
+# Serve straight from the app and frontend directories, so `make run` needs no
+# collectstatic step even with DEBUG off (the Docker image collects into STATIC_ROOT).
+WHITENOISE_USE_FINDERS = True
 
 LOGGING = {
     "version": 1,

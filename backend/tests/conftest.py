@@ -30,10 +30,60 @@ def clean_log(redis_client):
     return
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_worker():
-    """A real Celery worker (solo pool) in a thread of the test process."""
+    """A real Celery worker (solo pool) in a thread of the test process.
+
+    Module-scoped, like `stack`, so a module's tasks are run by the workers it asked for.
+    """
     assert settings.CELERY_BROKER_URL.startswith("redis://127.0.0.1:")
-    with start_worker(celery_app, pool="solo", concurrency=1, perform_ping_check=False,
-                      loglevel="WARNING", shutdown_timeout=10) as worker:
+    with start_worker(
+        celery_app,
+        pool="solo",
+        concurrency=1,
+        perform_ping_check=False,
+        loglevel="WARNING",
+        shutdown_timeout=10,
+    ) as worker:
         yield worker
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """Daphne and a prefork worker in subprocesses, on the test run's Redis."""
+    from tests.stack import Stack
+
+    running = Stack().start()
+    yield running
+    running.stop()
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path

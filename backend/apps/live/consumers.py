@@ -37,16 +37,22 @@ class LogConsumer(AsyncWebsocketConsumer):
         self.task_filter = (params.get("task") or [None])[0] or None
         self.pump: asyncio.Task | None = None
         self.sub = None
-        await self.accept()
         if since is not None:
             try:
                 parse_id(since)
             except ValueError:
-                await self.send(text_data=json.dumps(
-                    {"error": "since must be an event id like 1764090000123-0", "since": since}))
+                await self.accept()
+                await self.send(
+                    text_data=json.dumps(
+                        {"error": "since must be an event id like 1764090000123-0", "since": since}
+                    )
+                )
                 await self.close(code=CLOSE_BAD_REQUEST)
                 return
+        # Subscribe before accepting: whatever is logged once the client is connected
+        # comes after the relay's position, so it reaches this viewer.
         self.sub = await relay.subscribe()
+        await self.accept()
         self.sent_id = since
         self.pump = asyncio.create_task(self._pump(since))
 

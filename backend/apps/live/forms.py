@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from celery.result import AsyncResult
+from celery.utils import uuid
 from django import forms
+from kombu.exceptions import OperationalError
 
 from apps.assets.tasks import example_async_task, test_task
+
+from .events import publish
 
 KIND_CHOICES = [
     ("example", "Iterations (example_async_task)"),
@@ -20,12 +24,17 @@ class LaunchForm(forms.Form):
     """What a person (or a program) may ask to run. Bad input changes nothing."""
 
     kind = forms.ChoiceField(choices=KIND_CHOICES, initial="example", required=False)
-    message = forms.CharField(label="Message", min_length=1, max_length=500, strip=False,
-                              initial="Hello from Celery!")
-    count = forms.IntegerField(label="Iterations", min_value=1, max_value=1000, initial=5,
-                               required=False)
-    delay = forms.FloatField(label="Seconds per iteration", min_value=0, max_value=10,
-                             required=False, help_text="Empty: the task's default (1 s, 2 s for test_task)")
+    message = forms.CharField(
+        label="Message", min_length=1, max_length=500, strip=False, initial="Hello from Celery!"
+    )
+    count = forms.IntegerField(label="Iterations", min_value=1, max_value=1000, initial=5, required=False)
+    delay = forms.FloatField(
+        label="Seconds per iteration",
+        min_value=0,
+        max_value=10,
+        required=False,
+        help_text="Empty: the task's default (1 s, 2 s for test_task)",
+    )
     fail_at = forms.IntegerField(label="Fail at iteration", min_value=1, required=False)
 
     def clean_kind(self) -> str:
@@ -63,6 +72,20 @@ class LaunchForm(forms.Form):
         return TASKS[data["kind"]], kwargs
 
     def launch(self) -> AsyncResult:
-        """Send the validated task to Celery."""
+        """Send the validated task to Celery.
+
+        `task.sent` is logged just before the broker gets the message; if the broker
+        then refuses it, the run is closed as REJECTED so it is never shown waiting.
+        """
         task, kwargs = self.task_call()
-        return task.apply_async(kwargs=kwargs)
+        task_id = uuid()
+        try:
+            return task.apply_async(kwargs=kwargs, task_id=task_id)
+        except OperationalError as exc:
+            publish(
+                "task.rejected",
+                task_id=task_id,
+                name=task.name,
+                data={"reason": f"could not reach the broker: {exc}"},
+            )
+            raise

@@ -83,7 +83,9 @@ class AsyncLog:
 
     def __init__(self, url: str | None = None) -> None:
         self.client = aioredis.Redis.from_url(
-            url or settings.REDIS_URL, decode_responses=True, socket_connect_timeout=2,
+            url or settings.REDIS_URL,
+            decode_responses=True,
+            socket_connect_timeout=2,
             health_check_interval=30,
         )
 

@@ -30,9 +30,9 @@ SUBSCRIBER_QUEUE_SIZE = 20_000
 class Subscription:
     """One consumer's view of the live stream."""
 
-    def __init__(self, relay: Relay, maxsize: int = SUBSCRIBER_QUEUE_SIZE) -> None:
+    def __init__(self, relay: Relay, maxsize: int | None = None) -> None:
         self.relay = relay
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize)
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize or SUBSCRIBER_QUEUE_SIZE)
         self.overflowed = False
 
     def put(self, event: dict[str, Any]) -> None:
@@ -42,8 +42,9 @@ class Subscription:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.overflowed = True
-            logger.warning("celery-live: a viewer fell %d events behind; asking it to reconnect",
-                           self.queue.maxsize)
+            logger.warning(
+                "celery-live: a viewer fell %d events behind; asking it to reconnect", self.queue.maxsize
+            )
 
     async def get_batch(self, limit: int) -> list[dict[str, Any]]:
         """Wait for at least one event, then take what else is already there (up to limit)."""

@@ -1,7 +1,9 @@
 """Celery signals -> celery-live events.
 
 Where each handler runs (prefork pool; see design.md):
-- `after_task_publish`: whatever process sends the task (web, CLI, a worker retrying).
+- `before_task_publish`: whatever process sends the task (web, CLI, a worker retrying).
+  Before, not after: once the broker has the message a worker may receive it at once,
+  and its `task.received` must not reach the log ahead of `task.sent`.
 - `task_received`, `task_revoked`, `task_rejected`, `task_unknown`, `worker_ready`,
   `worker_shutdown`: the worker's main process.
 - `task_prerun`, `task_success`, `task_failure`, `task_retry`: the pool child (the parent
@@ -35,8 +37,8 @@ def _task_request(sender: Any) -> Any:
     return getattr(sender, "request", None)
 
 
-@signals.after_task_publish.connect(dispatch_uid="celery_live.sent")
-def on_after_task_publish(
+@signals.before_task_publish.connect(dispatch_uid="celery_live.sent")
+def on_before_task_publish(
     sender: str | None = None,
     body: Any = None,
     headers: dict | None = None,
@@ -86,9 +88,7 @@ def on_task_received(sender: Any = None, request: Any = None, **kwargs: Any) -> 
 
 
 @signals.task_prerun.connect(dispatch_uid="celery_live.started")
-def on_task_prerun(
-    sender: Any = None, task_id: str | None = None, task: Any = None, **kwargs: Any
-) -> None:
+def on_task_prerun(sender: Any = None, task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
     request = _task_request(task)
     publish(
         "task.started",
@@ -147,9 +147,7 @@ def on_task_failure(
 
 
 @signals.task_retry.connect(dispatch_uid="celery_live.retried")
-def on_task_retry(
-    sender: Any = None, request: Any = None, reason: Any = None, **kwargs: Any
-) -> None:
+def on_task_retry(sender: Any = None, request: Any = None, reason: Any = None, **kwargs: Any) -> None:
     publish(
         "task.retried",
         task_id=request.id,
@@ -197,8 +195,12 @@ def on_task_rejected(sender: Any = None, message: Any = None, exc: Any = None, *
 
 @signals.task_unknown.connect(dispatch_uid="celery_live.unknown")
 def on_task_unknown(
-    sender: Any = None, message: Any = None, exc: Any = None, name: str | None = None,
-    id: str | None = None, **kwargs: Any,
+    sender: Any = None,
+    message: Any = None,
+    exc: Any = None,
+    name: str | None = None,
+    id: str | None = None,
+    **kwargs: Any,
 ) -> None:
     if not id:
         return

@@ -24,11 +24,15 @@ def index(request: HttpRequest) -> HttpResponse:
     """The launch-and-watch page: a snapshot of recent runs at a cursor, then live."""
     cursor = history.last_event_id()
     runs = history.recent_runs(settings.CELERY_LIVE_PAGE_RUNS, until_id=cursor)
-    return render(request, "live/index.html", {
-        "form": LaunchForm(),
-        "cursor": cursor,
-        "cards": [render_card(run) for run in runs],
-    })
+    return render(
+        request,
+        "live/index.html",
+        {
+            "form": LaunchForm(),
+            "cursor": cursor,
+            "cards": [render_card(run) for run in runs],
+        },
+    )
 
 
 @require_GET
@@ -81,16 +85,15 @@ def api_tasks(request: HttpRequest) -> JsonResponse:
             return body
         form = LaunchForm(body)
         if not form.is_valid():
-            errors = {field: [e["message"] for e in errs]
-                      for field, errs in form.errors.get_json_data().items()}
+            errors = {
+                field: [e["message"] for e in errs] for field, errs in form.errors.get_json_data().items()
+            }
             return JsonResponse({"errors": errors}, status=400)
         try:
             result = form.launch()
         except OperationalError as exc:
             return JsonResponse({"errors": {"__all__": [f"Could not reach the broker: {exc}"]}}, status=503)
-        return JsonResponse(
-            {"task_id": result.id, "url": reverse("live:task", args=[result.id])}, status=201
-        )
+        return JsonResponse({"task_id": result.id, "url": reverse("live:task", args=[result.id])}, status=201)
     return _list(request)
 
 

@@ -22,8 +22,9 @@ STEP_TEXT = {
 }
 
 
-def watch_task(task_id: str, since: str, console: Console | None = None,
-               timeout: float | None = None) -> RunState:
+def watch_task(
+    task_id: str, since: str, console: Console | None = None, timeout: float | None = None
+) -> RunState:
     """Print the run's events after `since` as they happen, until a final state.
 
     `since` must be an event id taken *before* the task was sent, so nothing is missed.
@@ -33,8 +34,7 @@ def watch_task(task_id: str, since: str, console: Console | None = None,
     run = RunState(task_id=task_id)
     cursor = since
     deadline = None if timeout is None else time.monotonic() + timeout
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task(task_id[:8], total=None)
         while not run.is_final and (deadline is None or time.monotonic() < deadline):
@@ -44,8 +44,9 @@ def watch_task(task_id: str, since: str, console: Console | None = None,
                     continue
                 run.apply(event)
                 _print_event(progress.console, event, run)
-                progress.update(bar, completed=run.current, total=run.total,
-                                description=f"{task_id[:8]} {run.state}")
+                progress.update(
+                    bar, completed=run.current, total=run.total, description=f"{task_id[:8]} {run.state}"
+                )
     return run
 
 
@@ -53,8 +54,11 @@ def _print_event(console: Console, event: dict, run: RunState) -> None:
     data = event.get("data") or {}
     etype = event["type"]
     if etype == "task.progress":
-        console.print(f"  ✔ iteration {data.get('current')}/{data.get('total')}: {data.get('result')}",
-                      markup=False, highlight=False)
+        console.print(
+            f"  ✔ iteration {data.get('current')}/{data.get('total')}: {data.get('result')}",
+            markup=False,
+            highlight=False,
+        )
     elif etype == "task.succeeded":
         took = f" in {run.run_time:.2f} s" if run.run_time is not None else ""
         console.print(f"✅ SUCCESS{took}", style="bold green")

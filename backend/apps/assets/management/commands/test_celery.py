@@ -11,7 +11,6 @@ from django.core.management.base import BaseCommand, CommandError
 from kombu.exceptions import OperationalError
 from rich.console import Console
 
-from apps.assets.tasks import example_async_task, test_task
 from apps.live.forms import LaunchForm
 
 RULE = "=" * 50
@@ -21,14 +20,23 @@ class Command(BaseCommand):
     help = "Run a test Celery task: synchronously, or through Celery with --async (and --watch)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--async", dest="run_async", action="store_true",
-                            help="send the task through Celery instead of running it here")
+        parser.add_argument(
+            "--async",
+            dest="run_async",
+            action="store_true",
+            help="send the task through Celery instead of running it here",
+        )
         parser.add_argument("--message", default="Hello from Celery!", help="the task's message")
-        parser.add_argument("--example", action="store_true",
-                            help="run example_async_task (iterations) instead of test_task")
+        parser.add_argument(
+            "--example", action="store_true", help="run example_async_task (iterations) instead of test_task"
+        )
         parser.add_argument("--count", type=int, default=3, help="iterations for --example (1-1000)")
-        parser.add_argument("--delay", type=float, default=None,
-                            help="seconds per step (default: the task's own, 2 s / 1 s per iteration)")
+        parser.add_argument(
+            "--delay",
+            type=float,
+            default=None,
+            help="seconds per step (default: the task's own, 2 s / 1 s per iteration)",
+        )
         parser.add_argument("--fail-at", type=int, default=None, help="--example: fail at this iteration")
         parser.add_argument("--watch", action="store_true", help="with --async: follow the task live")
         parser.add_argument("--timeout", type=float, default=None, help="--watch: give up after N seconds")
@@ -36,11 +44,19 @@ class Command(BaseCommand):
     def handle(self, *args, run_async, message, example, count, delay, fail_at, watch, timeout, **options):
         if watch and not run_async:
             raise CommandError("--watch follows a task sent through Celery: add --async")
-        form = LaunchForm({"kind": "example" if example else "test", "message": message,
-                           "count": count if example else None, "delay": delay, "fail_at": fail_at})
+        form = LaunchForm(
+            {
+                "kind": "example" if example else "test",
+                "message": message,
+                "count": count if example else None,
+                "delay": delay,
+                "fail_at": fail_at,
+            }
+        )
         if not form.is_valid():
-            problems = "; ".join(f"--{field.replace('_', '-')}: {' '.join(errs)}"
-                                 for field, errs in form.errors.items())
+            problems = "; ".join(
+                f"--{field.replace('_', '-')}: {' '.join(errs)}" for field, errs in form.errors.items()
+            )
             raise CommandError(f"invalid input: {problems}")
         task, kwargs = form.task_call()
 
@@ -54,7 +70,7 @@ class Command(BaseCommand):
 
         if not run_async:
             self.stdout.write("⏳ Running synchronously (without Celery)...")
-            result = (example_async_task if example else test_task)(**kwargs)
+            result = task(**kwargs)  # a direct call runs the task body here
             self.stdout.write(self.style.SUCCESS(f"✅ Result: {result}"))
             return
 
@@ -63,14 +79,15 @@ class Command(BaseCommand):
 
         try:
             since = history.last_event_id() if watch else None
-            async_result = task.apply_async(kwargs=kwargs)
+            async_result = form.launch()
         except OperationalError as exc:
             raise CommandError(f"could not reach the broker: {exc}") from exc
         self.stdout.write(self.style.SUCCESS("✅ Task sent!"))
         self.stdout.write(f"   Task ID: {async_result.id}")
         if not watch:
-            self.stdout.write("   Running asynchronously. Check the Celery worker logs, "
-                              "or add --watch to follow it here.")
+            self.stdout.write(
+                "   Running asynchronously. Check the Celery worker logs, or add --watch to follow it here."
+            )
             return
         self.stdout.write("👀 Watching live (Ctrl-C stops watching, not the task)...")
         run = watch_task(async_result.id, since, console=Console(file=self.stdout._out), timeout=timeout)

@@ -49,8 +49,11 @@ class Command(BaseCommand):
                 env["REDIS_URL"] = redis_server.start()
             except RedisServerError as exc:
                 raise CommandError(f"could not start a private Redis: {exc}") from exc
-            self._say("redis", f"private Redis ({redis_server.binary}) on {env['REDIS_URL']}, "
-                               f"data in {redis_server.data_dir}")
+            self._say(
+                "redis",
+                f"private Redis ({redis_server.binary}) on {env['REDIS_URL']}, "
+                f"data in {redis_server.data_dir}",
+            )
         else:
             self._say("redis", f"using REDIS_URL={env['REDIS_URL']}")
 
@@ -68,8 +71,21 @@ class Command(BaseCommand):
         ]
         if not no_beat:
             children.append(
-                Child("beat", [python, "-m", "celery", "-A", "config", "beat", "-l", "info",
-                               "-s", str(settings.DATA_DIR / "celerybeat-schedule")])
+                Child(
+                    "beat",
+                    [
+                        python,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "config",
+                        "beat",
+                        "-l",
+                        "info",
+                        "-s",
+                        str(settings.DATA_DIR / "celerybeat-schedule"),
+                    ],
+                )
             )
         self._say("web", f"dashboard on http://{host}:{port}/  (Ctrl-C stops everything)")
         code = self._supervise(children, env)
@@ -90,8 +106,10 @@ class Command(BaseCommand):
         selector = selectors.DefaultSelector()
         for child in children:
             child.process = subprocess.Popen(
-                child.argv, env={**env, "PYTHONUNBUFFERED": "1"},
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                child.argv,
+                env={**env, "PYTHONUNBUFFERED": "1"},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches us only; we stop them in order
             )
             selector.register(child.process.stdout, selectors.EVENT_READ, child)

@@ -1,0 +1,34 @@
+"""Small helpers shared by the tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(
+    predicate: Callable[[], T], timeout: float = 15.0, interval: float = 0.05, message: str = "condition"
+) -> T:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def final_run(task_id: str, timeout: float = 20.0):
+    """The run's state once it is final (from the event log)."""
+    from apps.live import history
+
+    def final():
+        run = history.get_run(task_id)
+        return run if run is not None and run.is_final else None
+
+    return wait_for(final, timeout, message=f"run {task_id} to end")

@@ -1,0 +1,144 @@
+"""The WebSocket consumers, through the real ASGI app, relay and Redis (no mocks)."""
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from apps.assets.tasks import example_async_task
+from apps.live import events, relay
+from config.asgi import application
+
+ORIGIN = [(b"origin", b"http://localhost")]
+
+
+async def connect(path: str) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, path, headers=ORIGIN)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def receive_json_until(communicator, predicate, timeout=20.0):
+    frames = []
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = json.loads(await communicator.receive_from(timeout))
+            frames.append(frame)
+            if predicate(frame):
+                return frames
+
+
+async def test_events_socket_streams_one_task_in_order_each_step_once(celery_worker):
+    ws = await connect("/ws/events/")
+    result = await sync_to_async(example_async_task.delay)("Bob", 4, delay=0.01)
+    frames = await receive_json_until(
+        ws, lambda f: f["task_id"] == result.id and f["type"] == "task.succeeded"
+    )
+    mine = [f for f in frames if f["task_id"] == result.id]
+    assert [f["type"] for f in mine] == ["task.sent", "task.received", "task.started"] + [
+        "task.progress"
+    ] * 4 + ["task.succeeded"]
+    assert [f["data"]["current"] for f in mine if f["type"] == "task.progress"] == [1, 2, 3, 4]
+    assert len({f["id"] for f in mine}) == len(mine)
+    assert mine[-1]["data"]["result"]["results"][-1] == "Bob - iteration 4"
+    await ws.disconnect()
+
+
+async def test_a_viewer_that_reconnects_with_since_gets_exactly_what_it_missed():
+    ws = await connect("/ws/events/")
+    first = await sync_to_async(events.publish)("task.sent", task_id="t-0", name="n")
+    assert json.loads(await ws.receive_from(5))["id"] == first["id"]
+    await ws.disconnect()
+
+    def publish_missed():
+        return [
+            events.publish("task.progress", task_id=f"t-{i % 7}", name="n", data={"current": i, "total": 500})
+            for i in range(500)
+        ]
+
+    missed = await sync_to_async(publish_missed)()
+    ws = await connect(f"/ws/events/?since={first['id']}")
+    got = [json.loads(await ws.receive_from(5)) for _ in range(500)]
+    assert [g["id"] for g in got] == [m["id"] for m in missed]
+    live = await sync_to_async(events.publish)("task.succeeded", task_id="t-1", name="n")
+    assert json.loads(await ws.receive_from(5))["id"] == live["id"]
+    assert await ws.receive_nothing(0.3)
+    await ws.disconnect()
+
+
+async def test_task_filter_follows_one_run_only():
+    ws = await connect("/ws/events/?task=mine")
+    await sync_to_async(events.publish)("task.sent", task_id="other", name="n")
+    wanted = await sync_to_async(events.publish)("task.sent", task_id="mine", name="n")
+    assert json.loads(await ws.receive_from(5))["id"] == wanted["id"]
+    await ws.disconnect()
+
+
+async def test_a_bad_since_gets_a_clear_error_and_close_4400():
+    communicator = WebsocketCommunicator(application, "/ws/events/?since=yesterday", headers=ORIGIN)
+    connected, _ = await communicator.connect()
+    assert connected
+    error = json.loads(await communicator.receive_from(5))
+    assert "since must be an event id" in error["error"]
+    assert (await communicator.receive_output(5)) == {"type": "websocket.close", "code": 4400}
+
+
+@pytest.mark.parametrize("headers", [[], [(b"origin", b"http://evil.example")]])
+async def test_sockets_refuse_a_missing_or_foreign_origin(headers):
+    communicator = WebsocketCommunicator(application, "/ws/events/", headers=headers)
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_page_socket_sends_htmx_swaps_with_user_text_escaped(celery_worker):
+    ws = await connect("/ws/page/")
+    result = await sync_to_async(example_async_task.delay)("<script>alert(1)</script>", 3, delay=0.01)
+    html = ""
+    async with asyncio.timeout(20):
+        while "Succeeded" not in html:
+            html += await ws.receive_from(20)
+    assert html.count('hx-swap-oob="afterbegin:#runs"') == 1
+    assert html.count(f'hx-swap-oob="beforeend:#run-{result.id}-results"') == 3
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; - iteration 3" in html
+    assert 'id="live-cursor"' in html
+    await ws.disconnect()
+
+
+async def test_a_viewer_that_falls_too_far_behind_is_told_to_reconnect(monkeypatch):
+    monkeypatch.setattr(relay, "SUBSCRIBER_QUEUE_SIZE", 3)
+    ws = await connect("/ws/events/")
+
+    def burst():
+        # One MULTI: the relay reads all 50 in one batch, faster than any consumer drains.
+        publisher = events.get_publisher()
+        script = publisher._ensure()
+        pipe = publisher.client.pipeline(transaction=True)
+        for i in range(50):
+            event = events.make_event("task.sent", task_id=f"b{i}")
+            script(
+                keys=[events.stream_key(), events.task_key(f"b{i}"), events.runs_key()],
+                args=[events.encode(event), 1000, 60, f"b{i}", event["ts"]],
+                client=pipe,
+            )
+        pipe.execute()
+
+    await sync_to_async(burst)()
+    async with asyncio.timeout(10):
+        while True:
+            output = await ws.receive_output(10)
+            if output["type"] == "websocket.close":
+                break
+    assert output["code"] == 1013
+
+
+async def test_an_idle_viewer_stays_connected_past_redis_timeouts():
+    # redis-py 8 + channels-redis 4.3 closed idle consumers after ~5 s (design.md).
+    ws = await connect("/ws/events/")
+    assert await ws.receive_nothing(11, interval=0.5)
+    event = await sync_to_async(events.publish)("task.sent", task_id="late", name="n")
+    assert json.loads(await ws.receive_from(5))["id"] == event["id"]
+    await ws.disconnect()

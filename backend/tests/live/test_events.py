@@ -1,0 +1,74 @@
+"""The event format and publishing to the log (real Redis)."""
+
+import json
+
+import pytest
+
+from apps.live import events, history
+
+
+def test_make_event_builds_the_documented_format():
+    event = events.make_event(
+        "task.progress", task_id="t1", name="n", worker="w", data={"current": 1, "total": 2, "result": "r"}
+    )
+    assert event["v"] == 1
+    assert event["state"] == "PROGRESS"
+    assert set(event) == {"v", "type", "task_id", "name", "state", "ts", "worker", "data"}
+
+
+@pytest.mark.parametrize(("type_", "fields"), [("task.nope", {"task_id": "t"}), ("task.sent", {})])
+def test_make_event_refuses_what_is_not_an_event(type_, fields):
+    with pytest.raises(events.InvalidEvent):
+        events.make_event(type_, **fields)
+
+
+def test_data_that_json_cannot_carry_is_kept_as_text():
+    event = events.make_event("task.succeeded", task_id="t", data={"result": {1, 2}, "obj": object()})
+    json.dumps(event)
+    assert event["data"]["result"] == [1, 2]
+    assert event["data"]["obj"].startswith("<object object")
+
+
+def test_publish_assigns_ordered_ids_and_a_sequence_per_run():
+    first = events.publish("task.sent", task_id="a", name="n")
+    other = events.publish("task.sent", task_id="b", name="n")
+    second = events.publish("task.received", task_id="a", name="n")
+    assert events.parse_id(first["id"]) < events.parse_id(other["id"]) < events.parse_id(second["id"])
+    assert (first["seq"], other["seq"], second["seq"]) == (1, 1, 2)
+    assert [e["type"] for e in history.task_events("a")] == ["task.sent", "task.received"]
+    assert history.task_events("a")[1]["id"] == second["id"]
+
+
+def test_the_stream_and_the_run_list_hold_the_same_event():
+    published = events.publish("task.progress", task_id="a", name="n", data={"current": 1, "total": 1})
+    [from_stream] = history.read_after("0-0")
+    [from_list] = history.task_events("a")
+    assert from_stream == from_list
+    assert json.loads(from_stream.text) == from_stream
+    assert from_stream["id"] == published["id"]
+
+
+def test_worker_events_go_to_the_stream_only():
+    events.publish("worker.online", worker="celery@x")
+    assert [e["type"] for e in history.read_after("0-0")] == ["worker.online"]
+    assert history.recent_task_ids() == []
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "12-x", "-1", "1-2-3"])
+def test_parse_id_rejects_what_is_not_an_event_id(bad):
+    with pytest.raises(ValueError):
+        events.parse_id(bad)
+
+
+def test_publish_never_raises_when_redis_is_down(caplog, settings):
+    publisher = events.Publisher("redis://127.0.0.1:1/0")
+    event = events.make_event("task.sent", task_id="t")
+    with pytest.raises(Exception):  # noqa: B017 - the raw publisher does raise...
+        publisher.publish(event)
+    original = events._publisher
+    events._publisher = publisher
+    try:
+        assert events.publish("task.sent", task_id="t") is None  # ...the public one logs instead
+    finally:
+        events._publisher = original
+    assert "could not publish task.sent" in caplog.text

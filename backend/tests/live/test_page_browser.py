@@ -1,0 +1,103 @@
+"""The page in a real browser: launch in one, watch in two (real Daphne, worker, Chromium)."""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def open_page(browser, url):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(url + "/")
+    page.wait_for_selector("#connection.conn--live", timeout=10_000)
+    page.evaluate("window.__sameDocument = true")  # gone if anything reloads the page
+    return page
+
+
+def launch(page, message, count, delay="0.3", fail_at=""):
+    page.get_by_label("Message").fill(message)
+    page.get_by_label("Iterations").fill(str(count))
+    page.get_by_label("Delay (s)").fill(delay)
+    page.get_by_label("Fail at #").fill(str(fail_at))
+    page.get_by_role("button", name="Run task").click()
+    link = page.locator("#launch-form .sent a")
+    link.wait_for(timeout=10_000)
+    return link.get_attribute("href").strip("/").split("/")[-1]
+
+
+def card(page, task_id):
+    return page.locator(f"#run-{task_id}")
+
+
+def wait_state(page, task_id, label, timeout=30_000):
+    page.locator(f"#run-{task_id} [data-testid=state]", has_text=label).wait_for(timeout=timeout)
+
+
+@pytest.fixture
+def two_pages(browser, stack):
+    viewer_a, viewer_b = open_page(browser, stack.url), open_page(browser, stack.url)
+    yield viewer_a, viewer_b
+    for page in (viewer_a, viewer_b):
+        assert page.evaluate("window.__sameDocument") is True
+        page.context.close()
+
+
+def test_a_run_launched_in_one_browser_plays_out_live_in_both(two_pages, artifacts_dir):
+    viewer_a, viewer_b = two_pages
+    task_id = launch(viewer_a, "Bob", 5)
+    for page in (viewer_a, viewer_b):
+        card(page, task_id).locator(".iteration").nth(1).wait_for(timeout=15_000)
+    viewer_b.screenshot(path=str(artifacts_dir / "page-midrun.png"))
+    expected = [f"Bob - iteration {i}" for i in range(1, 6)]
+    for page in (viewer_a, viewer_b):
+        wait_state(page, task_id, "Succeeded")
+        run = card(page, task_id)
+        assert run.locator(".iteration").all_inner_texts() == expected
+        assert run.locator("[data-testid=progress]").inner_text() == "5 / 5"
+        assert json.loads(run.locator("[data-testid=result]").inner_text()) == {
+            "name": "Bob",
+            "count": 5,
+            "results": expected,
+            "status": "completed",
+        }
+        assert run.locator("[data-testid=worker]").inner_text().startswith("stack-")
+        assert run.locator("[data-testid=run-time]").inner_text().endswith(" s")
+    viewer_a.screenshot(path=str(artifacts_dir / "page-done.png"))
+
+
+def test_a_failing_run_shows_failure_and_its_error_in_both(two_pages):
+    viewer_a, viewer_b = two_pages
+    task_id = launch(viewer_a, "Doomed", 3, delay="0.05", fail_at=2)
+    for page in (viewer_a, viewer_b):
+        wait_state(page, task_id, "Failed")
+        run = card(page, task_id)
+        assert run.locator("[data-testid=error]").inner_text() == (
+            "DemoTaskError: Failed at iteration 2 of 3 (fail_at=2)"
+        )
+        assert run.locator(".iteration").all_inner_texts() == ["Doomed - iteration 1"]
+
+
+def test_a_message_with_a_script_tag_is_shown_as_text_and_never_run(two_pages):
+    viewer_a, viewer_b = two_pages
+    message = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    task_id = launch(viewer_a, message, 1, delay="0")
+    for page in (viewer_a, viewer_b):
+        wait_state(page, task_id, "Succeeded")
+        run = card(page, task_id)
+        assert run.locator(".run__message").inner_text() == message
+        assert run.locator(".iteration").inner_text() == f"{message} - iteration 1"
+        assert run.locator("script, img").count() == 0
+        assert page.dialogs == []
+
+
+def test_bad_input_shows_errors_next_to_the_fields(two_pages):
+    viewer_a, _ = two_pages
+    viewer_a.get_by_label("Message").fill("")
+    viewer_a.get_by_label("Iterations").fill("5000")
+    viewer_a.get_by_role("button", name="Run task").click()
+    viewer_a.get_by_text("This field is required.").wait_for(timeout=5_000)
+    assert viewer_a.get_by_text("Ensure this value is less than or equal to 1000.").is_visible()

@@ -1,0 +1,133 @@
+"""The real thing in subprocesses: Daphne serving the ASGI app and a prefork Celery worker.
+
+Used by the browser tests and anything that needs a real web server. They share the test
+run's private Redis (through the environment) and a migrated SQLite file.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from apps.core.redis_server import free_port
+
+BACKEND_DIR = Path(__file__).resolve().parent.parent
+
+
+class Stack:
+    def __init__(self, concurrency: int = 2) -> None:
+        self.port = free_port()
+        self.concurrency = concurrency
+        self.web: subprocess.Popen | None = None
+        self.worker: subprocess.Popen | None = None
+        self.log_dir = Path(os.environ["CELERY_LIVE_DATA_DIR"]) / "stack-logs"
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "PYTHONUNBUFFERED": "1",
+            "DJANGO_DEBUG": "0",
+        }
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        return subprocess.Popen(argv, cwd=BACKEND_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def start(self) -> Stack:
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+            cwd=BACKEND_DIR,
+            env=self.env,
+            check=True,
+        )
+        self.start_web()
+        self.start_worker()
+        return self
+
+    def start_web(self) -> None:
+        self.web = self._spawn(
+            "web",
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "config.asgi:application",
+            ],
+        )
+        self.wait_http("/healthz", accept=(200, 503))
+
+    def stop_web(self) -> None:
+        _stop(self.web)
+
+    def start_worker(self) -> None:
+        log = self.log_dir / "worker.log"
+        offset = log.stat().st_size if log.exists() else 0
+        self.worker = self._spawn(
+            "worker",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-l",
+                "info",
+                "-P",
+                "prefork",
+                "-c",
+                str(self.concurrency),
+                "-n",
+                f"stack-{self.port}@%h",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+        )
+        deadline = time.monotonic() + 30
+        while b" ready." not in log.read_bytes()[offset:]:
+            if self.worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not start; see {log}")
+            time.sleep(0.1)
+
+    def wait_http(self, path: str, accept: tuple[int, ...], timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + path, timeout=5) as response:
+                    last = response.status
+            except urllib.error.HTTPError as exc:
+                last = exc.code
+            except OSError as exc:
+                last = exc
+            if last in accept:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.url}{path} never answered {accept} (last: {last}); logs in {self.log_dir}")
+
+    def stop(self) -> None:
+        _stop(self.worker)
+        _stop(self.web)
+
+
+def _stop(process: subprocess.Popen | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
