@@ -1,0 +1,64 @@
+"""`make run`'s command, for real: private Redis, migrate, Daphne + worker + beat, Ctrl-C."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from apps.core.redis_server import free_port
+
+BACKEND = Path(__file__).resolve().parents[2]
+
+
+def get_json(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+    except OSError:
+        return None, None
+
+
+def test_run_dashboard_starts_everything_without_redis_configured_and_stops_on_ctrl_c(tmp_path):
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL")
+    }
+    env.update(DJANGO_SETTINGS_MODULE="config.settings", CELERY_LIVE_DATA_DIR=str(tmp_path), PORT=str(port))
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run_dashboard"],
+        cwd=BACKEND,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        status = body = None
+        while time.monotonic() < deadline and status != 200:
+            time.sleep(0.5)
+            status, body = get_json(f"http://127.0.0.1:{port}/healthz")
+        assert status == 200, body
+        assert body == {"redis": "ok", "database": "ok", "workers": 1}
+        assert (tmp_path / "db.sqlite3").exists()
+        assert (tmp_path / "redis").is_dir()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/css/app.css", timeout=5) as css:
+            assert css.status == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=40)
+    assert process.returncode == 0, output
+    assert "private Redis" in output
+    for name in ("   web |", "worker |", "  beat |"):
+        assert name in output
+    assert "all stopped" in output
+    leftovers = subprocess.run(["pgrep", "-f", f"-p {port} config.asgi"], capture_output=True, text=True)
+    assert leftovers.stdout == ""
