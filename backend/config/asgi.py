@@ -1,10 +1,16 @@
 """ASGI entry point, served by Daphne: Django for HTTP, Channels consumers for WebSockets."""
 
 import os
+import sys
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+# Sync views run in a thread; while one holds the GIL, the event loop that pushes frames
+# waits up to the switch interval (5 ms by default) to run again. Handing over more
+# often keeps a launch request from delaying the live events of the run it starts.
+sys.setswitchinterval(float(os.environ.get("CELERY_LIVE_GIL_SWITCH_INTERVAL", "0.0005")))
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -2,10 +2,11 @@
 
 For a task event with `seq` 1 (the first the log saw of that run) the fragment inserts
 the run's card at the top of `#runs`; for later events it replaces the card's head
-(state badge, progress bar, timings, result or error) and, for progress with a result,
-appends that iteration to the card's list. The page's snapshot (`GET /`) renders runs as
-they were at its cursor, and the socket replays from that cursor, so every card is
-inserted exactly once and every iteration appended exactly once.
+(state badge, progress bar, timings, result or error), or only its progress bar when a
+progress event leaves the state as it was (the common case, kept small), and, for
+progress with a result, appends that iteration to the card's list. The page's snapshot
+(`GET /`) renders runs as they were at its cursor, and the socket replays from that
+cursor, so every card is inserted exactly once and every iteration appended exactly once.
 
 Rendering is shared by all viewers of a process: each event is rendered once (cached by
 id), from the run's state right after that event.
@@ -63,6 +64,11 @@ def render_head(run: RunState, oob: bool = False) -> str:
     return render_to_string("live/_run_head.html", {**run_context(run), "oob": oob})
 
 
+def render_progress(run: RunState) -> str:
+    """Only the progress bar and `k / n`, as an out-of-band swap."""
+    return render_to_string("live/_run_progress.html", {"run": run, "oob": True})
+
+
 def render_iteration(index: int, result: Any) -> str:
     return render_to_string("live/_iteration.html", {"index": index, "result": result})
 
@@ -76,8 +82,11 @@ def task_fragment(event: dict[str, Any], run: RunState) -> str:
     task_id = run.task_id
     if event.get("seq") == 1:
         return format_html('<div hx-swap-oob="afterbegin:#runs">{}</div>', render_card(run))
-    parts = [render_head(run, oob=True)]
     data = event.get("data") or {}
+    if event.get("type") == "task.progress" and not run.state_changed:
+        parts = [render_progress(run)]
+    else:
+        parts = [render_head(run, oob=True)]
     if event.get("type") == "task.progress" and data.get("current") and "result" in data:
         parts.append(
             format_html(

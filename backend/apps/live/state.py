@@ -42,6 +42,8 @@ class RunState:
     events: list[dict] = field(default_factory=list)
     last_id: str | None = None
     last_seq: int = 0
+    #: Whether the last event applied changed `state` (views redraw less when it did not).
+    state_changed: bool = False
     _seen: set = field(default_factory=set, repr=False)
 
     @property
@@ -68,6 +70,11 @@ class RunState:
         return max(0.0, self.finished_at - self.started_at)
 
     @property
+    def fraction(self) -> str:
+        """Share of the work done, 0 to 1, as CSS wants it."""
+        return f"{self.percent / 100:.3f}"
+
+    @property
     def percent(self) -> int:
         if self.state == "SUCCESS":
             return 100
@@ -79,6 +86,7 @@ class RunState:
         """Fold one event into this run (idempotent: an event seen twice counts once)."""
         key = event.get("id") or (event.get("type"), event.get("ts"))
         if key in self._seen:
+            self.state_changed = False
             return self
         self._seen.add(key)
         self.events.append(event)
@@ -118,7 +126,9 @@ class RunState:
         elif etype in ("task.revoked", "task.rejected", "task.lost", "task.retried"):
             self.exception = data.get("reason") or self.exception
 
+        before = self.state
         self._move(event.get("state"), data.get("attempt"), ts)
+        self.state_changed = self.state != before
         return self
 
     def _move(self, new_state: str | None, attempt: int | None, ts: float | None) -> None:
