@@ -201,6 +201,10 @@ def event_to_dom(stack: Stack, count: int, delay: float) -> list[float]:
         page.add_init_script(RECORD_DOM)
         page.goto(stack.base + "/")
         page.wait_for_selector("#connection.conn--live", timeout=15_000)
+        # Let the page finish loading (snapshot cards, styles, first paints) before the run
+        # starts, as a viewer's page has; measured without this pause, the first ~5
+        # iterations wait behind page-load work (up to ~70 ms here) and dominate the p99.
+        time.sleep(1.0)
         task_id = stack.launch(count, delay, "dom")
         # Wait by reading the page's own counter a few times a second: Playwright's
         # waiting polls inside the page on every animation frame, and polling the API
