@@ -142,6 +142,12 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_EXTENDED = True  # AsyncResult keeps name, args and worker
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "celery-live-prune-history": {
+        "task": "apps.live.tasks.prune_history",
+        "schedule": env_float("CELERY_LIVE_PRUNE_EVERY", 3600.0),
+    },
+}
 
 # --- Channels ---
 CHANNEL_LAYERS = {
@@ -163,6 +169,14 @@ CELERY_LIVE_STREAM_MAXLEN = env_int("CELERY_LIVE_STREAM_MAXLEN", 200_000)
 CELERY_LIVE_RETENTION_DAYS = env_int("CELERY_LIVE_RETENTION_DAYS", 7)
 CELERY_LIVE_REQUIRE_LOGIN = env_bool("CELERY_LIVE_REQUIRE_LOGIN", False)
 CELERY_LIVE_PAGE_RUNS = env_int("CELERY_LIVE_PAGE_RUNS", 30)
+CELERY_LIVE_LIST_PAGE_SIZE = env_int("CELERY_LIVE_LIST_PAGE_SIZE", 50)
+# The recorder thread in each Daphne process writes runs and events to the database.
+CELERY_LIVE_RECORDER = env_bool("CELERY_LIVE_RECORDER", True)
+CELERY_LIVE_HEARTBEAT_INTERVAL = env_float("CELERY_LIVE_HEARTBEAT_INTERVAL", 2.0)
+# A worker silent this long is dead: its unfinished runs become LOST.
+CELERY_LIVE_WORKER_TIMEOUT = env_float("CELERY_LIVE_WORKER_TIMEOUT", 10.0)
+# A run with no event this long is checked against the result backend.
+CELERY_LIVE_RECONCILE_AFTER = env_float("CELERY_LIVE_RECONCILE_AFTER", 30.0)
 # How long the seed's tasks sleep by default (seconds); a launch may pass its own `delay`.
 CELERY_LIVE_TEST_TASK_DELAY = env_float("CELERY_LIVE_TEST_TASK_DELAY", 2.0)
 CELERY_LIVE_EXAMPLE_ITERATION_DELAY = env_float("CELERY_LIVE_EXAMPLE_ITERATION_DELAY", 1.0)

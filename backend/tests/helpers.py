@@ -32,3 +32,14 @@ def final_run(task_id: str, timeout: float = 20.0):
         return run if run is not None and run.is_final else None
 
     return wait_for(final, timeout, message=f"run {task_id} to end")
+
+
+def record_all() -> int:
+    """Run the recorder until the log is fully written to the database; events recorded."""
+    from apps.live.recorder import Recorder
+
+    recorder = Recorder(name="tests")
+    total = 0
+    while recorded := recorder.run_once(block_ms=None):
+        total += recorded
+    return total

@@ -12,3 +12,7 @@ services.start()
 from config.settings import *  # noqa: E402,F403
 
 DEBUG = False
+# The test process imports config.asgi for WebsocketCommunicator; its recorder thread would
+# write to the test database from outside the test's transaction. Tests drive the
+# recorder themselves; the subprocess stack (config.settings) runs it as in production.
+CELERY_LIVE_RECORDER = False

@@ -1,8 +1,9 @@
 """WebSocket consumers: the page's HTML fragments and the JSON event stream.
 
-Both are thin: on connect they send what the viewer missed since its `since` id (read
-from the log), then forward live events from this process's relay, skipping ids already
-sent, so a reconnecting viewer gets no gap and no duplicate.
+Both are thin: on connect they send what the viewer missed since its `since` id (from
+the database for what the stream no longer holds, then from the stream), then forward
+live events from this process's relay, skipping ids already sent, so a reconnecting
+viewer gets no gap and no duplicate.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from urllib.parse import parse_qs
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from .events import parse_id
-from .fragments import renderer
+from .filters import RunFilter
+from .fragments import PageView, renderer
+from .history import database_events_after
 from .relay import is_after, relay
 
 logger = logging.getLogger(__name__)
@@ -24,6 +27,8 @@ logger = logging.getLogger(__name__)
 CLOSE_BAD_REQUEST = 4400
 CLOSE_TRY_AGAIN = 1013
 CATCH_UP_BATCH = 1000
+#: Tells the page it has everything it missed (live.js shows "catching up" until then).
+CAUGHT_UP = '<span id="live-status" hx-swap-oob="true" data-state="live"></span>'
 
 
 class LogConsumer(AsyncWebsocketConsumer):
@@ -37,24 +42,27 @@ class LogConsumer(AsyncWebsocketConsumer):
         self.task_filter = (params.get("task") or [None])[0] or None
         self.pump: asyncio.Task | None = None
         self.sub = None
+        error = self.check_params(params)
         if since is not None:
             try:
                 parse_id(since)
             except ValueError:
-                await self.accept()
-                await self.send(
-                    text_data=json.dumps(
-                        {"error": "since must be an event id like 1764090000123-0", "since": since}
-                    )
-                )
-                await self.close(code=CLOSE_BAD_REQUEST)
-                return
+                error = {"error": "since must be an event id like 1764090000123-0", "since": since}
+        if error:
+            await self.accept()
+            await self.send(text_data=json.dumps(error))
+            await self.close(code=CLOSE_BAD_REQUEST)
+            return
         # Subscribe before accepting: whatever is logged once the client is connected
         # comes after the relay's position, so it reaches this viewer.
         self.sub = await relay.subscribe()
         await self.accept()
         self.sent_id = since
         self.pump = asyncio.create_task(self._pump(since))
+
+    def check_params(self, params: dict[str, list[str]]) -> dict | None:
+        """An error to send before closing, or None; subclasses check their own parameters."""
+        return None
 
     async def disconnect(self, code: int) -> None:
         if self.pump is not None:
@@ -65,11 +73,8 @@ class LogConsumer(AsyncWebsocketConsumer):
     async def _pump(self, since: str | None) -> None:
         try:
             if since is not None:
-                while True:
-                    missed = await relay.log.range_after(self.sent_id, CATCH_UP_BATCH)
-                    if not missed:
-                        break
-                    await self._emit(missed)
+                await self._catch_up()
+                await self.caught_up()
             while True:
                 batch = await self.sub.get_batch(self.batch_limit)
                 if self.sub.overflowed:
@@ -84,6 +89,19 @@ class LogConsumer(AsyncWebsocketConsumer):
         except Exception:
             logger.exception("celery-live: consumer failed; closing so the client reconnects")
             await self.close(code=1011)
+
+    async def _catch_up(self) -> None:
+        """Send everything after `sent_id`: from the database what the stream no longer
+        holds (it is trimmed to MAXLEN), then from the stream."""
+        oldest = await relay.log.first_id()
+        if oldest is not None and parse_id(self.sent_id) < parse_id(oldest):
+            while older := await database_events_after(self.sent_id, oldest, CATCH_UP_BATCH):
+                await self._emit(older)
+        while missed := await relay.log.range_after(self.sent_id, CATCH_UP_BATCH):
+            await self._emit(missed)
+
+    async def caught_up(self) -> None:
+        """Called once a reconnecting viewer has everything it missed."""
 
     async def _emit(self, events: list[dict[str, Any]]) -> None:
         self.sent_id = events[-1]["id"]
@@ -106,11 +124,30 @@ class EventsConsumer(LogConsumer):
 
 
 class PageConsumer(LogConsumer):
-    """`/ws/page/`: htmx out-of-band fragments; events that arrive together share a frame."""
+    """`/ws/page/`: htmx out-of-band fragments; events that arrive together share a frame.
+
+    `?view=index` (default) the launch page, `?view=detail&task=<id>` one run with its
+    timeline, `?view=list&state=...` the list, with the list page's filters.
+    """
+
+    def check_params(self, params: dict[str, list[str]]) -> dict | None:
+        kind = (params.get("view") or ["index"])[0]
+        if kind not in ("index", "detail", "list"):
+            return {"error": "view must be index, detail or list"}
+        run_filter = None
+        if kind == "list":
+            run_filter, errors, _ = RunFilter.from_params({k: v[0] for k, v in params.items()})
+            if run_filter is None:
+                return {"errors": errors}
+        # A page of older runs only updates its rows; new runs go to the newest page.
+        self.view = PageView(kind, run_filter, upsert=not params.get("before"))
+        return None
 
     async def send_events(self, events: list[dict[str, Any]]) -> None:
-        await self.send(text_data=await renderer.frame(events, relay.log))
+        await self.send(text_data=await renderer.frame(events, relay.log, self.view))
+
+    async def caught_up(self) -> None:
+        await self.send(text_data=CAUGHT_UP)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        # The page sends nothing we act on; ignore rather than error.
-        return
+        return  # the page sends nothing we act on

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 
 from .history import AsyncLog
-from .state import RunState, fold
+from .state import RunCache, RunState
 
 STATE_LABELS = {
     "PENDING": "Queued",
@@ -98,53 +100,148 @@ def task_fragment(event: dict[str, Any], run: RunState) -> str:
     return "".join(parts)
 
 
+EVENT_LABELS = {
+    "task.sent": "Sent",
+    "task.received": "Received",
+    "task.started": "Started",
+    "task.progress": "Progress",
+    "task.log": "Note",
+    "task.retried": "Retry",
+    "task.succeeded": "Succeeded",
+    "task.failed": "Failed",
+    "task.revoked": "Revoked",
+    "task.rejected": "Rejected",
+    "task.lost": "Lost",
+}
+
+
+def event_detail(event: dict[str, Any]) -> str:
+    """One line saying what an event carried, for the timeline."""
+    data = event.get("data") or {}
+    etype = event.get("type")
+    if etype == "task.sent":
+        extra = f" (re-run of {data['rerun_of']})" if data.get("rerun_of") else ""
+        return f"to queue {data.get('queue') or '?'}{extra}"
+    if etype in ("task.received", "task.started"):
+        attempt = data.get("attempt") or 0
+        return (
+            f"by {event.get('worker') or '?'}"
+            + (f", attempt {attempt + 1}" if attempt else "")
+            + (" (redelivered)" if data.get("redelivered") else "")
+        )
+    if etype == "task.progress":
+        return f"{data.get('current')}/{data.get('total')}: {data.get('result')}"
+    if etype == "task.succeeded":
+        return "reconciled from the result backend" if data.get("reconciled") else ""
+    if etype == "task.failed":
+        return data.get("exception") or ""
+    if etype == "task.revoked":
+        return "terminated" if data.get("terminated") else ("expired" if data.get("expired") else "")
+    return str(data.get("message") or data.get("reason") or "")
+
+
+def timeline_item(event: dict[str, Any], previous_ts: float | None) -> dict[str, Any]:
+    ts = event.get("ts")
+    return {
+        "event": event,
+        "label": EVENT_LABELS.get(event.get("type"), event.get("type")),
+        "type_class": (event.get("type") or "").replace(".", "-"),
+        "delta": (ts - previous_ts) if ts is not None and previous_ts is not None else None,
+        "detail": event_detail(event),
+    }
+
+
+def timeline_rows(run: RunState) -> list[dict[str, Any]]:
+    """The run's events as timeline items, with the time since the previous one."""
+    rows, previous = [], None
+    for event in sorted(run.events, key=lambda e: e.get("seq", 0)):
+        rows.append(timeline_item(event, previous))
+        previous = event.get("ts", previous)
+    return rows
+
+
+def render_row(run: RunState, upsert: bool) -> str:
+    """A run's row in the list, as an out-of-band swap (inserted by live.js when new)."""
+    return render_to_string("live/_run_row.html", {**run_context(run), "oob": True, "upsert": upsert})
+
+
+@dataclass(frozen=True)
+class PageView:
+    """What one page socket shows: `index`, `detail` (one run) or a filtered `list`."""
+
+    kind: str = "index"
+    run_filter: Any = None
+    upsert: bool = True
+
+
+INDEX = PageView()
+
+
+@dataclass(frozen=True)
+class _ListParts:
+    row: str
+    row_upsert: str
+    run: Any  # what filters look at, frozen at this event
+
+
 class FragmentRenderer:
-    """Renders events to fragments once per process, keeping recent runs' states."""
+    """Renders events to fragments once per process and view kind, keeping recent runs' states."""
 
     def __init__(self, max_runs: int = 5000, max_fragments: int = 20000) -> None:
-        self.runs: OrderedDict[str, RunState] = OrderedDict()
-        self.fragments: OrderedDict[str, str] = OrderedDict()
-        self.max_runs = max_runs
+        self.runs = RunCache(max_runs)
+        self.fragments: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self.max_fragments = max_fragments
 
-    async def fragment(self, event: dict[str, Any], log: AsyncLog) -> str:
-        cached = self.fragments.get(event["id"])
-        if cached is not None:
+    async def fragment(self, event: dict[str, Any], log: AsyncLog, view: PageView = INDEX) -> str:
+        if not (event.get("task_id") and event["type"].startswith("task.")):
+            return ""
+        key = (event["id"], view.kind)
+        cached = self.fragments.get(key)
+        if cached is None:
+            cached = self._render(event, await self.state_after(event, log), view.kind)
+            self.fragments[key] = cached
+            if len(self.fragments) > self.max_fragments:
+                self.fragments.popitem(last=False)
+        if view.kind != "list":
             return cached
-        task_id = event.get("task_id")
-        html = ""
-        if task_id and event["type"].startswith("task."):
-            run = await self._state_after(event, log)
-            html = task_fragment(event, run)
-        self.fragments[event["id"]] = html
-        if len(self.fragments) > self.max_fragments:
-            self.fragments.popitem(last=False)
+        if view.run_filter is not None and not view.run_filter.matches(cached.run):
+            return format_html('<div id="row-{}" hx-swap-oob="delete"></div>', event["task_id"])
+        return cached.row_upsert if view.upsert else cached.row
+
+    def _render(self, event: dict[str, Any], run: RunState, kind: str) -> Any:
+        if kind == "list":
+            snapshot = SimpleNamespace(
+                state=run.state,
+                name=run.name,
+                worker=run.worker,
+                queue=run.queue,
+                first_seen=run.first_seen,
+                search_text=run.search_text,
+            )
+            return _ListParts(render_row(run, upsert=False), render_row(run, upsert=True), snapshot)
+        html = task_fragment(event, run)
+        if kind == "detail":
+            previous = next(
+                (e.get("ts") for e in reversed(run.events) if e.get("seq", 0) < event.get("seq", 0)), None
+            )
+            html += format_html(
+                '<div hx-swap-oob="beforeend:#timeline">{}</div>',
+                render_to_string("live/_timeline_item.html", timeline_item(event, previous)),
+            )
+            if event.get("type") == "task.failed":
+                html += render_to_string("live/_traceback.html", {"run": run, "oob": True})
         return html
 
-    async def _state_after(self, event: dict[str, Any], log: AsyncLog) -> RunState:
-        task_id, seq = event["task_id"], event.get("seq", 0)
-        run = self.runs.get(task_id)
-        if run is not None and run.last_seq == seq - 1:
-            run.apply(event)  # the common, live case: the next event of a run we follow
-            self.runs.move_to_end(task_id)
-            return run
-        # A run we have not followed, or an older event (a viewer catching up): fold
-        # from the run's own list, up to this event.
-        events = [e for e in await log.task_events(task_id) if e.get("seq", 0) <= seq]
-        if not any(e.get("id") == event["id"] for e in events):
-            events.append(event)
-        state = fold(task_id, events)
-        if run is None or state.last_seq >= run.last_seq:
-            self.runs[task_id] = state
-            self.runs.move_to_end(task_id)
-            if len(self.runs) > self.max_runs:
-                self.runs.popitem(last=False)
-        # Callers render the state at once (no await in between), so sharing it is safe.
-        return state
+    async def state_after(self, event: dict[str, Any], log: AsyncLog) -> RunState:
+        """The run right after `event`. Callers use it at once (no await in between)."""
+        run = self.runs.advance(event)  # the common, live case
+        if run is None:  # a run not followed yet, or an older event (a viewer catching up)
+            run = self.runs.reload(event, await log.task_events(event["task_id"]))
+        return run
 
-    async def frame(self, events: list[dict[str, Any]], log: AsyncLog) -> str:
+    async def frame(self, events: list[dict[str, Any]], log: AsyncLog, view: PageView = INDEX) -> str:
         """One WebSocket frame for consecutive events: their swaps, then the cursor."""
-        parts = [await self.fragment(event, log) for event in events]
+        parts = [await self.fragment(event, log, view) for event in events]
         parts.append(render_cursor(events[-1]["id"]))
         return "".join(parts)
 

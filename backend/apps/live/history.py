@@ -11,6 +11,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from .events import decode_entry, get_publisher, parse_id, runs_key, stream_key, task_key
@@ -24,8 +25,13 @@ def _client() -> redis.Redis:
 
 
 def task_events(task_id: str) -> list[dict[str, Any]]:
-    """Every event of run `task_id`, in log order."""
-    return [json.loads(raw) for raw in _client().lrange(task_key(task_id), 0, -1)]
+    """Every event of run `task_id`, in log order (from Redis, else from the database)."""
+    events = [json.loads(raw) for raw in _client().lrange(task_key(task_id), 0, -1)]
+    if events:
+        return events
+    from .models import Event
+
+    return [row.body for row in Event.objects.filter(task_id=task_id).order_by("stream_ms", "stream_seq")]
 
 
 def get_run(task_id: str, until_id: str | None = None) -> RunState | None:
@@ -78,6 +84,23 @@ def read_after(since: str, count: int = 1000, block_ms: int | None = None) -> li
     return [decode_entry(entry_id, fields) for entry_id, fields in reply[0][1]]
 
 
+def _database_events_after(since: str, before: str, limit: int) -> list[dict[str, Any]]:
+    from django.db.models import Q
+
+    from .models import Event
+
+    ms, seq = parse_id(since)
+    end_ms, end_seq = parse_id(before)
+    after = Q(stream_ms__gt=ms) | Q(stream_ms=ms, stream_seq__gt=seq)
+    until = Q(stream_ms__lt=end_ms) | Q(stream_ms=end_ms, stream_seq__lt=end_seq)
+    rows = Event.objects.filter(after & until).order_by("stream_ms", "stream_seq")[:limit]
+    return [row.body for row in rows]
+
+
+#: Recorded events after `since` and before `before` (both exclusive), oldest first.
+database_events_after = sync_to_async(_database_events_after)
+
+
 class AsyncLog:
     """The same reads for asyncio code; one connection pool per process and event loop."""
 
@@ -109,7 +132,10 @@ class AsyncLog:
         return [decode_entry(entry_id, fields) for entry_id, fields in reply[0][1]]
 
     async def task_events(self, task_id: str) -> list[dict[str, Any]]:
-        return [json.loads(raw) for raw in await self.client.lrange(task_key(task_id), 0, -1)]
+        events = [json.loads(raw) for raw in await self.client.lrange(task_key(task_id), 0, -1)]
+        if events:
+            return events
+        return await sync_to_async(task_events)(task_id)
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -24,6 +24,9 @@ from .events import publish
 
 logger = logging.getLogger(__name__)
 
+#: Message header a re-run carries: the id of the run it repeats.
+RERUN_HEADER = "celery_live_rerun_of"
+
 
 def _attempt(request: Any) -> int:
     """The attempt number (Celery's `retries`) of a request, a context or a task request."""
@@ -65,6 +68,7 @@ def on_before_task_publish(
             "attempt": int(headers.get("retries") or 0),
             "parent_id": headers.get("parent_id"),
             "root_id": headers.get("root_id"),
+            "rerun_of": headers.get(RERUN_HEADER),
         },
     )
 

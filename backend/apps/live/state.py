@@ -5,10 +5,16 @@ web process's `task.sent`), so each state has a rank within its attempt and a ru
 moves forward: `(attempt, rank)` must grow. Final states (SUCCESS, FAILURE, REVOKED,
 REJECTED, LOST) are terminal: no later event brings a run back to running. A retry is a
 new attempt of the same run, so the next attempt's `received`/`started` move it on.
+
+One exception to "final stays final": a run marked LOST (its worker died) that a worker
+receives again is a redelivery (acks_late; a Redis broker redelivers unacked tasks), so
+it becomes a new attempt of the same run instead of staying lost.
 """
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +45,8 @@ class RunState:
     received_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    rerun_of: str | None = None
+    first_seen: float | None = None
     events: list[dict] = field(default_factory=list)
     last_id: str | None = None
     last_seq: int = 0
@@ -54,6 +62,11 @@ class RunState:
     def results(self) -> list:
         """Each iteration's result, in iteration order."""
         return [self.iteration_results[i] for i in sorted(self.iteration_results)]
+
+    @property
+    def search_text(self) -> str:
+        """Lower-cased JSON of args, kwargs and result: what free-text search looks in."""
+        return json.dumps([self.args, self.kwargs, self.result], ensure_ascii=False, default=str).lower()
 
     @property
     def queue_wait(self) -> float | None:
@@ -90,13 +103,17 @@ class RunState:
             return self
         self._seen.add(key)
         self.events.append(event)
+        if self.first_seen is None or (event.get("seq") == 1 and event.get("ts")):
+            self.first_seen = event.get("ts")
         if event.get("seq", 0) > self.last_seq:
             self.last_seq, self.last_id = event["seq"], event.get("id")
         data = event.get("data") or {}
         etype = event.get("type")
         ts = event.get("ts")
         self.name = self.name or event.get("name")
-        if event.get("worker"):
+        # The worker that received the run (the name its heartbeats carry); later events
+        # from a pool child don't override it, a redelivery to another worker does.
+        if event.get("worker") and (etype == "task.received" or self.worker is None):
             self.worker = event["worker"]
         if "args" in data and not self.args:
             self.args = list(data.get("args") or [])
@@ -104,6 +121,8 @@ class RunState:
             self.kwargs = dict(data.get("kwargs") or {})
         if data.get("queue") and not self.queue:
             self.queue = data["queue"]
+        if data.get("rerun_of") and not self.rerun_of:
+            self.rerun_of = data["rerun_of"]
 
         if etype == "task.sent":
             self.sent_at = ts if self.sent_at is None else min(self.sent_at, ts)
@@ -127,6 +146,9 @@ class RunState:
             self.exception = data.get("reason") or self.exception
 
         before = self.state
+        if etype == "task.received" and self.state == "LOST":
+            self.state, self.attempt, self.finished_at = "PENDING", self.attempt + 1, None
+            data = {**data, "attempt": self.attempt}
         self._move(event.get("state"), data.get("attempt"), ts)
         self.state_changed = self.state != before
         return self
@@ -167,6 +189,7 @@ class RunState:
             "queue_wait": self.queue_wait,
             "run_time": self.run_time,
             "last_event_id": self.last_id,
+            "rerun_of": self.rerun_of,
         }
         if with_events:
             out["events"] = self.events
@@ -179,3 +202,42 @@ def fold(task_id: str, events: Iterable[dict]) -> RunState:
     for event in events:
         run.apply(event)
     return run
+
+
+class RunCache:
+    """Recent runs' states, advanced one event at a time in log order.
+
+    `advance` applies an event when it is the next (`seq`) of a run already followed and
+    returns None otherwise; the caller then `reload`s the run from its stored events.
+    """
+
+    def __init__(self, max_runs: int = 5000) -> None:
+        self.runs: OrderedDict[str, RunState] = OrderedDict()
+        self.max_runs = max_runs
+
+    def advance(self, event: dict) -> RunState | None:
+        run = self.runs.get(event.get("task_id"))
+        seq = event.get("seq", 0)
+        if run is None or run.last_seq not in (seq, seq - 1):
+            return None
+        if run.last_seq == seq - 1:
+            run.apply(event)
+        # else: this event is the last one applied (another view asked for it first)
+        self.runs.move_to_end(run.task_id)
+        return run
+
+    def reload(self, event: dict, stored: Iterable[dict]) -> RunState:
+        """The run right after `event`, folded from its stored events (up to that one)."""
+        task_id, seq = event["task_id"], event.get("seq", 0)
+        events = [e for e in stored if e.get("seq", 0) <= seq]
+        if not any(e.get("id") == event.get("id") for e in events):
+            events.append(event)
+        events.sort(key=lambda e: e.get("seq", 0))
+        state = fold(task_id, events)
+        known = self.runs.get(task_id)
+        if known is None or state.last_seq >= known.last_seq:
+            self.runs[task_id] = state
+            self.runs.move_to_end(task_id)
+            if len(self.runs) > self.max_runs:
+                self.runs.popitem(last=False)
+        return state

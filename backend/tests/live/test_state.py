@@ -95,3 +95,19 @@ def test_as_dict_has_the_documented_fields():
         assert key in data
     assert data["progress"] == {"current": 2, "total": 2}
     assert RunState(task_id="x").as_dict()["state"] == "PENDING"
+
+
+def test_a_lost_run_received_again_is_a_new_attempt():
+    lost = event("task.lost", "LOST", 4, reason="worker died")
+    redelivered = event("task.received", "RECEIVED", 5, redelivered=True)
+    run = fold("t1", [SENT, RECEIVED, STARTED, lost])
+    assert run.state == "LOST"
+    run.apply(redelivered)
+    assert (run.state, run.attempt, run.finished_at) == ("RECEIVED", 1, None)
+    run.apply(event("task.succeeded", "SUCCESS", 6, attempt=1, result=1))
+    assert run.state == "SUCCESS"
+
+
+def test_a_rerun_remembers_what_it_repeats():
+    sent = event("task.sent", "PENDING", 1, rerun_of="t0", args=[], kwargs={})
+    assert fold("t1", [sent]).rerun_of == "t0"

@@ -7,7 +7,9 @@ from django.test import Client
 
 from apps.live import events, history
 from config.celery import app
-from tests.helpers import final_run
+from tests.helpers import final_run, record_all
+
+pytestmark = pytest.mark.django_db
 
 
 def post_json(client, url, body, **extra):
@@ -99,6 +101,7 @@ def test_the_list_is_newest_first_and_filters(client):
             ts=1000.0 + i,
         )
         events.publish(state_type, task_id=f"r{i}", name="apps.assets.tasks.example_async_task")
+    record_all()
     runs = client.get("/api/tasks/").json()["results"]
     assert [r["task_id"] for r in runs] == ["r2", "r1", "r0"]
     assert [r["task_id"] for r in client.get("/api/tasks/?state=failure").json()["results"]] == ["r1"]
@@ -130,12 +133,12 @@ def test_the_page_renders_the_form_and_escapes_user_text(client):
 
 def test_the_form_needs_a_csrf_token():
     client = Client(enforce_csrf_checks=True)
-    response = client.post("/runs/", {"message": "hi", "count": 2})
+    response = client.post("/launch/", {"message": "hi", "count": 2})
     assert response.status_code == 403
 
 
 def test_the_form_shows_errors_inline_and_sends_nothing(client):
-    response = client.post("/runs/", {"message": "", "count": 5000}, HTTP_HX_REQUEST="true")
+    response = client.post("/launch/", {"message": "", "count": 5000}, HTTP_HX_REQUEST="true")
     assert response.status_code == 422
     html = response.content.decode()
     assert "This field is required." in html
@@ -145,7 +148,7 @@ def test_the_form_shows_errors_inline_and_sends_nothing(client):
 
 def test_the_form_launches_and_returns_a_fresh_form(client, celery_worker):
     response = client.post(
-        "/runs/", {"kind": "example", "message": "Form", "count": 2, "delay": 0}, HTTP_HX_REQUEST="true"
+        "/launch/", {"kind": "example", "message": "Form", "count": 2, "delay": 0}, HTTP_HX_REQUEST="true"
     )
     assert response.status_code == 200
     [task_id] = history.recent_task_ids()
@@ -161,6 +164,6 @@ def test_the_task_page_shows_one_run_live(client):
         data={"args": [], "kwargs": {"message": "hello"}},
     )
     html = client.get("/tasks/one/").content.decode()
-    assert 'ws-connect="/ws/page/?task=one"' in html
+    assert 'ws-connect="/ws/page/?view=detail&amp;task=one"' in html
     assert "hello" in html
     assert client.get("/tasks/none/").status_code == 404

@@ -4,6 +4,9 @@
  *   so the server replays exactly what this page missed (htmx-ext-ws reuses one URL).
  * - The connection indicator (live / reconnecting), and reconnecting on *any* close:
  *   htmx-ext-ws retries only on 1006/1011/1012/1013.
+ * - "Catching up…" after a reconnect until the server says the page has all it missed.
+ * - Inserting list rows the page does not have yet (a new run, or one that now matches
+ *   the filters), newest first: htmx reports an out-of-band swap with no target.
  * - Local times and a ticking run time for running tasks.
  */
 (function () {
@@ -20,6 +23,8 @@
     var u = new URL(url, window.location.href);
     var since = cursor();
     if (since) u.searchParams.set("since", since);
+    var status = document.getElementById("live-status");
+    if (status) status.setAttribute("data-state", since ? "behind" : "live");
     var socket = new WebSocket(u.toString());
     socket.binaryType = htmx.config.wsBinaryType;
     return socket;
@@ -36,9 +41,15 @@
   document.addEventListener("htmx:wsConnecting", function () {
     setConnection(retries ? "reconnecting" : "connecting", retries ? "Reconnecting…" : "Connecting…");
   });
+  function showStatus() {
+    var status = document.getElementById("live-status");
+    if (status && status.getAttribute("data-state") === "behind") setConnection("behind", "Catching up…");
+    else setConnection("live", "Live");
+  }
+
   document.addEventListener("htmx:wsOpen", function () {
     retries = 0;
-    setConnection("live", "Live");
+    showStatus();
   });
   document.addEventListener("htmx:wsClose", function (evt) {
     retries += 1;
@@ -71,7 +82,22 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () { formatTimes(); tick(); });
-  document.addEventListener("htmx:wsAfterMessage", function () { formatTimes(); tick(); });
+  document.addEventListener("htmx:wsAfterMessage", function () { formatTimes(); tick(); showStatus(); });
+
+  document.addEventListener("htmx:oobErrorNoTarget", function (evt) {
+    var row = evt.detail.content;
+    var boxId = row && row.getAttribute && row.getAttribute("data-upsert");
+    var box = boxId && document.getElementById(boxId);
+    if (!box) return;
+    var first = parseFloat(row.getAttribute("data-first-seen")) || 0;
+    var next = null;
+    for (var i = 0; i < box.children.length; i++) {
+      if ((parseFloat(box.children[i].getAttribute("data-first-seen")) || 0) < first) { next = box.children[i]; break; }
+    }
+    box.insertBefore(row, next);
+    htmx.process(row);
+    formatTimes(row);
+  });
   document.addEventListener("htmx:afterSwap", function () { formatTimes(); });
   setInterval(tick, 200);
 })();

@@ -1,0 +1,83 @@
+"""Controlling runs: revoke a queued task, terminate a running one, re-run a finished one.
+
+Each request is recorded as a `task.log` event on the run; what Celery then does arrives
+as its own events (`task.revoked` from the worker, `task.sent` of the new run).
+"""
+
+from __future__ import annotations
+
+from celery.result import AsyncResult
+from celery.utils import uuid
+from kombu.exceptions import OperationalError
+
+from config.celery import app
+
+from . import history
+from .events import publish
+from .signals import RERUN_HEADER
+from .state import RunState
+
+
+class ControlError(Exception):
+    """A control request that cannot be carried out; `status` is the HTTP status to answer."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _run(task_id: str) -> RunState:
+    run = history.get_run(task_id)
+    if run is None:
+        raise ControlError(f"unknown task id {task_id!r}", status=404)
+    return run
+
+
+def revoke(task_id: str, terminate: bool = False, by: str = "") -> RunState:
+    """Revoke a run that has not ended; with `terminate`, kill it if it is running."""
+    run = _run(task_id)
+    if run.is_final:
+        raise ControlError(f"the task already ended ({run.state}); nothing to revoke")
+    try:
+        app.control.revoke(task_id, terminate=terminate, signal="SIGTERM")
+    except OperationalError as exc:
+        raise ControlError(f"could not reach the broker: {exc}", status=503) from exc
+    what = "terminate" if terminate else "revoke"
+    publish(
+        "task.log",
+        task_id=task_id,
+        name=run.name,
+        data={"message": f"{what} requested" + (f" by {by}" if by else ""), "control": what},
+    )
+    return run
+
+
+def rerun(task_id: str, by: str = "") -> AsyncResult:
+    """Send the same task with the same arguments again, linked to the original."""
+    run = _run(task_id)
+    if not run.name or run.name not in app.tasks:
+        raise ControlError(f"cannot re-run {run.name!r}: not a task this app knows", status=400)
+    new_id = uuid()
+    try:
+        result = app.send_task(
+            run.name, args=run.args, kwargs=run.kwargs, task_id=new_id, headers={RERUN_HEADER: task_id}
+        )
+    except OperationalError as exc:
+        publish(
+            "task.rejected",
+            task_id=new_id,
+            name=run.name,
+            data={"reason": f"could not reach the broker: {exc}", "rerun_of": task_id},
+        )
+        raise ControlError(f"could not reach the broker: {exc}", status=503) from exc
+    publish(
+        "task.log",
+        task_id=task_id,
+        name=run.name,
+        data={
+            "message": f"re-run as {new_id}" + (f" by {by}" if by else ""),
+            "control": "rerun",
+            "rerun_id": new_id,
+        },
+    )
+    return result

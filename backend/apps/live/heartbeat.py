@@ -1,0 +1,70 @@
+"""A worker bootstep that says "alive" every few seconds, with the tasks it is running.
+
+Celery's own heartbeats exist only with task events on (`-E`, ~20 % overhead measured
+here); this one costs one small publish per interval. It beats from its own thread, not
+the worker's timer: with the solo pool the timer waits while a task runs, and a busy
+worker must not look dead. The reaper reads the hash of last heartbeats to tell a dead
+worker's runs from running ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+from celery import bootsteps
+from django.conf import settings
+
+from .events import get_publisher, publish
+from .reaper import workers_key
+
+
+class LiveHeartbeat(bootsteps.StartStopStep):
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, worker) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, args=(worker,), name="celery-live-heartbeat", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, worker) -> None:
+        interval = settings.CELERY_LIVE_HEARTBEAT_INTERVAL
+        while True:
+            self.beat(worker)
+            if self._stop.wait(interval):
+                return
+
+    def beat(self, worker) -> None:
+        from celery.worker import state
+
+        try:
+            get_publisher().client.hset(workers_key(), worker.hostname, time.time())
+            active = sorted(request.id for request in list(state.active_requests))
+        except Exception:  # a missed beat is what the reaper is for; never break the worker
+            return
+        publish(
+            "worker.heartbeat",
+            worker=worker.hostname,
+            data={
+                "active": active,
+                "reserved": len(state.reserved_requests),
+                "interval": settings.CELERY_LIVE_HEARTBEAT_INTERVAL,
+            },
+        )
+
+    def stop(self, worker) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def shutdown(self, worker) -> None:
+        self.stop(worker)
+        with contextlib.suppress(Exception):  # the reaper copes with a missing goodbye
+            get_publisher().client.hdel(workers_key(), worker.hostname)

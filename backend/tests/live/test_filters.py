@@ -1,0 +1,82 @@
+"""One filter for the database and for live runs."""
+
+import pytest
+
+from apps.live import events
+from apps.live.filters import RunFilter
+from apps.live.state import fold
+from tests.helpers import record_all
+
+pytestmark = pytest.mark.django_db
+
+
+def publish_run(
+    task_id,
+    state_type,
+    ts,
+    worker="w1@h",
+    queue="celery",
+    name="apps.assets.tasks.example_async_task",
+    message="hello",
+):
+    events.publish(
+        "task.sent",
+        task_id=task_id,
+        name=name,
+        ts=ts,
+        data={"args": [], "kwargs": {"name": message}, "queue": queue},
+    )
+    events.publish(state_type, task_id=task_id, name=name, worker=worker, ts=ts + 1)
+
+
+@pytest.fixture
+def runs():
+    publish_run("a", "task.succeeded", 1000.0)
+    publish_run("b", "task.failed", 2000.0, worker="w2@h", message="needle")
+    publish_run("c", "task.started", 3000.0, queue="high", name="apps.assets.tasks.test_task")
+    record_all()
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, ["c", "b", "a"]),
+        ({"state": "failure"}, ["b"]),
+        ({"name": "test_task"}, ["c"]),
+        ({"worker": "w2"}, ["b"]),
+        ({"queue": "high"}, ["c"]),
+        ({"q": "NEEDLE"}, ["b"]),
+        ({"since": "1500", "until": "2500"}, ["b"]),
+        ({"before": "3000"}, ["b", "a"]),
+    ],
+)
+def test_the_database_query_and_the_live_match_agree(runs, params, expected):
+    run_filter, errors, _ = RunFilter.from_params(params)
+    assert errors == {}
+    assert list(run_filter.queryset().values_list("task_id", flat=True)) == expected
+    if "before" not in params:
+        from apps.live import history
+
+        live = [t for t in ["c", "b", "a"] if run_filter.matches(history.get_run(t))]
+        assert live == expected
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"state": "bogus"}, "state"),
+        ({"since": "yesterday"}, "since"),
+        ({"limit": "0"}, "limit"),
+    ],
+)
+def test_bad_filters_are_reported_per_field(params, field):
+    run_filter, errors, _ = RunFilter.from_params(params)
+    assert run_filter is None
+    assert field in errors
+
+
+def test_iso_times_are_accepted():
+    run_filter, errors, _ = RunFilter.from_params({"since": "2026-11-25T18:00"})
+    assert errors == {}
+    assert run_filter.since > 1.7e9
+    assert run_filter.matches(fold("x", [])) is False

@@ -1,0 +1,89 @@
+"""The recorder writes every event and run to the database, once, and resumes after a crash."""
+
+import pytest
+
+from apps.live import events, recorder
+from apps.live.events import stream_key
+from apps.live.models import Event, Run
+from apps.live.recorder import GROUP, Recorder
+from apps.live.tasks import prune_history
+from tests.helpers import final_run, record_all
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_event_and_the_runs_state_are_recorded(celery_worker):
+    from apps.assets.tasks import example_async_task
+
+    result = example_async_task.delay("Rec", 3, delay=0.01)
+    final_run(result.id)
+    assert record_all() >= 7
+    run = Run.objects.get(task_id=result.id)
+    assert run.state == "SUCCESS"
+    assert run.results == ["Rec - iteration 1", "Rec - iteration 2", "Rec - iteration 3"]
+    assert run.result["status"] == "completed"
+    assert run.args == ["Rec", 3]
+    assert run.worker
+    types = list(Event.objects.filter(task_id=result.id).values_list("type", flat=True))
+    assert types == ["task.sent", "task.received", "task.started"] + ["task.progress"] * 3 + [
+        "task.succeeded"
+    ]
+
+
+def test_recording_twice_changes_nothing():
+    for i in range(3):
+        events.publish("task.progress", task_id="t", name="n", data={"current": i + 1, "total": 3})
+    record_all()
+    stored = [e for e in events.get_publisher().client.xrange(stream_key())]
+    Recorder(name="again").record([events.decode_entry(i, f) for i, f in stored])
+    assert Event.objects.count() == 3
+    assert Run.objects.get(task_id="t").current == 3
+
+
+def test_what_a_dead_recorder_read_but_never_acknowledged_is_recorded_by_another(monkeypatch):
+    client = events.get_publisher().client
+    events.publish("task.sent", task_id="orphan", name="n")
+    dead = Recorder(name="dead")
+    dead.ensure_group()
+    client.xreadgroup(GROUP, "dead", {stream_key(): ">"}, count=10)  # read, then "crash"
+    monkeypatch.setattr(recorder, "CLAIM_IDLE_MS", 0)
+    assert Recorder(name="survivor").run_once(block_ms=None) == 1
+    assert Run.objects.filter(task_id="orphan").exists()
+    assert client.xpending(stream_key(), GROUP)["pending"] == 0
+
+
+def test_a_restarted_recorder_first_records_its_own_unacknowledged_events():
+    client = events.get_publisher().client
+    events.publish("task.sent", task_id="mine", name="n")
+    Recorder(name="me").ensure_group()
+    client.xreadgroup(GROUP, "me", {stream_key(): ">"}, count=10)
+    assert Recorder(name="me").run_once(block_ms=None) == 1
+    assert Run.objects.filter(task_id="mine").exists()
+
+
+def test_runs_and_events_survive_redis_losing_the_log():
+    events.publish(
+        "task.sent", task_id="kept", name="apps.assets.tasks.test_task", data={"args": ["x"], "kwargs": {}}
+    )
+    events.publish(
+        "task.succeeded", task_id="kept", name="apps.assets.tasks.test_task", data={"result": "Processed: x"}
+    )
+    record_all()
+    client = events.get_publisher().client
+    client.delete(*client.keys(f"{stream_key()}*"))
+    from apps.live import history
+
+    run = history.get_run("kept")  # the database answers when Redis has nothing
+    assert run.state == "SUCCESS"
+    assert run.result == "Processed: x"
+
+
+def test_prune_deletes_runs_and_events_past_the_retention():
+    events.publish("task.sent", task_id="old", name="n", ts=1000.0)
+    events.publish("task.sent", task_id="new", name="n")
+    record_all()
+    counts = prune_history()
+    assert counts["runs"] == 1
+    assert counts["index"] == 1
+    assert list(Run.objects.values_list("task_id", flat=True)) == ["new"]
+    assert not Event.objects.filter(task_id="old").exists()
