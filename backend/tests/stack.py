@@ -71,6 +71,9 @@ class Stack:
     def stop_web(self) -> None:
         _stop(self.web)
 
+    def stop_worker(self) -> None:
+        _stop(self.worker)
+
     def start_worker(self) -> None:
         log = self.log_dir / "worker.log"
         offset = log.stat().st_size if log.exists() else 0
@@ -100,6 +103,60 @@ class Stack:
             if self.worker.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the worker did not start; see {log}")
             time.sleep(0.1)
+
+    def spawn_worker(self, name: str, queue: str, concurrency: int = 1) -> subprocess.Popen:
+        """An extra prefork worker on its own queue, in its own process group (to kill it whole)."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{name}.log"
+        log = open(log_path, "ab")  # noqa: SIM115 - closed with the process
+        offset = log_path.stat().st_size
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-l",
+                "info",
+                "-P",
+                "prefork",
+                "-c",
+                str(concurrency),
+                "-Q",
+                queue,
+                "-n",
+                f"{name}@%h",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=BACKEND_DIR,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while b" ready." not in log_path.read_bytes()[offset:]:
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker {name} did not start; see {log_path}")
+            time.sleep(0.1)
+        return worker
+
+    def api(self, path: str, body: dict | None = None) -> dict:
+        """GET (or POST `body` as JSON) to the stack's API; the decoded answer."""
+        import json
+
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.url + path, data=data, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as exc:
+            return {"status": exc.code, **json.load(exc)}
 
     def wait_http(self, path: str, accept: tuple[int, ...], timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout

@@ -6,14 +6,18 @@ as its own events (`task.revoked` from the worker, `task.sent` of the new run).
 
 from __future__ import annotations
 
+import time
+
 from celery.result import AsyncResult
 from celery.utils import uuid
+from django.conf import settings
 from kombu.exceptions import OperationalError
 
 from config.celery import app
 
 from . import history
-from .events import publish
+from .events import get_publisher, publish
+from .reaper import workers_key
 from .signals import RERUN_HEADER
 from .state import RunState
 
@@ -33,22 +37,50 @@ def _run(task_id: str) -> RunState:
     return run
 
 
+def _live_workers() -> int:
+    now = time.time()
+    beats = get_publisher().client.hgetall(workers_key())
+    return sum(1 for ts in beats.values() if now - float(ts) <= settings.CELERY_LIVE_WORKER_TIMEOUT)
+
+
 def revoke(task_id: str, terminate: bool = False, by: str = "") -> RunState:
-    """Revoke a run that has not ended; with `terminate`, kill it if it is running."""
+    """Revoke a run that has not ended; with `terminate`, kill it if it is running.
+
+    Waits (up to 1 s) for the workers to confirm. A worker discards a revoked task that is
+    still queued or reserved only when it reaches it, but it marks the result REVOKED at
+    once; that is published straight away, so the run does not look queued meanwhile.
+    """
     run = _run(task_id)
     if run.is_final:
         raise ControlError(f"the task already ended ({run.state}); nothing to revoke")
     try:
-        app.control.revoke(task_id, terminate=terminate, signal="SIGTERM")
+        replies = app.control.revoke(
+            task_id,
+            terminate=terminate,
+            signal="SIGTERM",
+            reply=True,
+            timeout=1.0,
+            limit=_live_workers() or None,
+        )
     except OperationalError as exc:
         raise ControlError(f"could not reach the broker: {exc}", status=503) from exc
+    confirmed = sorted(name for reply in replies or [] for name in reply)
     what = "terminate" if terminate else "revoke"
+    message = f"{what} requested" + (f" by {by}" if by else "")
+    message += f"; confirmed by {', '.join(confirmed)}" if confirmed else "; no worker answered yet"
     publish(
         "task.log",
         task_id=task_id,
         name=run.name,
-        data={"message": f"{what} requested" + (f" by {by}" if by else ""), "control": what},
+        data={"message": message, "control": what, "confirmed_by": confirmed},
     )
+    if not terminate and AsyncResult(task_id).state == "REVOKED":
+        publish(
+            "task.revoked",
+            task_id=task_id,
+            name=run.name,
+            data={"reason": "revoked before it ran", "confirmed_by": confirmed},
+        )
     return run
 
 

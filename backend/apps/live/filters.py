@@ -28,8 +28,9 @@ class RunFilterForm(forms.Form):
     worker = forms.CharField(required=False, max_length=255)
     queue = forms.CharField(required=False, max_length=255)
     q = forms.CharField(required=False, max_length=200, label="Search")
-    since = forms.CharField(required=False)
-    until = forms.CharField(required=False)
+    # Not `since`: that is the event cursor every socket takes.
+    time_from = forms.CharField(required=False)
+    time_to = forms.CharField(required=False)
     before = forms.FloatField(required=False)
     limit = forms.IntegerField(required=False, min_value=1, max_value=500)
 
@@ -55,11 +56,11 @@ class RunFilterForm(forms.Form):
             moment = timezone.make_aware(moment)
         return moment.timestamp()
 
-    def clean_since(self) -> float | None:
-        return self._clean_time("since")
+    def clean_time_from(self) -> float | None:
+        return self._clean_time("time_from")
 
-    def clean_until(self) -> float | None:
-        return self._clean_time("until")
+    def clean_time_to(self) -> float | None:
+        return self._clean_time("time_to")
 
 
 class RunFilter:
@@ -69,8 +70,8 @@ class RunFilter:
         self.worker = data.get("worker") or ""
         self.queue = data.get("queue") or ""
         self.q = (data.get("q") or "").lower()
-        self.since = data.get("since")
-        self.until = data.get("until")
+        self.time_from = data.get("time_from")
+        self.time_to = data.get("time_to")
         self.before = data.get("before")
 
     @classmethod
@@ -83,7 +84,7 @@ class RunFilter:
 
     @property
     def is_active(self) -> bool:
-        return any([self.state, self.name, self.worker, self.queue, self.q, self.since, self.until])
+        return any([self.state, self.name, self.worker, self.queue, self.q, self.time_from, self.time_to])
 
     def queryset(self, runs: QuerySet[Run] | None = None) -> QuerySet[Run]:
         runs = Run.objects.all() if runs is None else runs
@@ -97,10 +98,10 @@ class RunFilter:
             runs = runs.filter(queue=self.queue)
         if self.q:
             runs = runs.filter(search__contains=self.q)
-        if self.since is not None:
-            runs = runs.filter(first_seen__gte=self.since)
-        if self.until is not None:
-            runs = runs.filter(first_seen__lte=self.until)
+        if self.time_from is not None:
+            runs = runs.filter(first_seen__gte=self.time_from)
+        if self.time_to is not None:
+            runs = runs.filter(first_seen__lte=self.time_to)
         if self.before is not None:
             runs = runs.filter(first_seen__lt=self.before)
         return runs.order_by("-first_seen", "-id")
@@ -116,8 +117,8 @@ class RunFilter:
             return False
         if self.queue and run.queue != self.queue:
             return False
-        if self.since is not None and (first is None or first < self.since):
+        if self.time_from is not None and (first is None or first < self.time_from):
             return False
-        if self.until is not None and (first is None or first > self.until):
+        if self.time_to is not None and (first is None or first > self.time_to):
             return False
         return not self.q or self.q in run.search_text

@@ -182,6 +182,9 @@ class _ListParts:
     row: str
     row_upsert: str
     run: Any  # what filters look at, frozen at this event
+    #: Whether this event can have made the run stop matching a filter (state or worker
+    #: changed); only then does a non-matching run need removing from a list.
+    may_leave: bool
 
 
 class FragmentRenderer:
@@ -205,6 +208,8 @@ class FragmentRenderer:
         if view.kind != "list":
             return cached
         if view.run_filter is not None and not view.run_filter.matches(cached.run):
+            if not cached.may_leave:
+                return ""
             return format_html('<div id="row-{}" hx-swap-oob="delete"></div>', event["task_id"])
         return cached.row_upsert if view.upsert else cached.row
 
@@ -218,7 +223,10 @@ class FragmentRenderer:
                 first_seen=run.first_seen,
                 search_text=run.search_text,
             )
-            return _ListParts(render_row(run, upsert=False), render_row(run, upsert=True), snapshot)
+            may_leave = run.state_changed or event.get("type") == "task.received"
+            return _ListParts(
+                render_row(run, upsert=False), render_row(run, upsert=True), snapshot, may_leave
+            )
         html = task_fragment(event, run)
         if kind == "detail":
             previous = next(

@@ -175,7 +175,7 @@ def _json_body(request: HttpRequest) -> dict | JsonResponse:
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def api_tasks(request: HttpRequest) -> JsonResponse:
-    """GET: runs, newest first (state, name, worker, queue, q, since, until, limit, before).
+    """GET: runs, newest first (state, name, worker, queue, q, time_from, time_to, limit, before).
     POST: launch one (`{"kind", "message", "count", "delay", "fail_at"}`)."""
     if request.method == "GET":
         return _api_list(request)

@@ -46,7 +46,7 @@ def runs():
         ({"worker": "w2"}, ["b"]),
         ({"queue": "high"}, ["c"]),
         ({"q": "NEEDLE"}, ["b"]),
-        ({"since": "1500", "until": "2500"}, ["b"]),
+        ({"time_from": "1500", "time_to": "2500"}, ["b"]),
         ({"before": "3000"}, ["b", "a"]),
     ],
 )
@@ -65,7 +65,7 @@ def test_the_database_query_and_the_live_match_agree(runs, params, expected):
     ("params", "field"),
     [
         ({"state": "bogus"}, "state"),
-        ({"since": "yesterday"}, "since"),
+        ({"time_from": "yesterday"}, "time_from"),
         ({"limit": "0"}, "limit"),
     ],
 )
@@ -76,7 +76,7 @@ def test_bad_filters_are_reported_per_field(params, field):
 
 
 def test_iso_times_are_accepted():
-    run_filter, errors, _ = RunFilter.from_params({"since": "2026-11-25T18:00"})
+    run_filter, errors, _ = RunFilter.from_params({"time_from": "2026-11-25T18:00"})
     assert errors == {}
-    assert run_filter.since > 1.7e9
+    assert run_filter.time_from > 1.7e9
     assert run_filter.matches(fold("x", [])) is False

@@ -7,12 +7,20 @@ import pytest
 pytestmark = pytest.mark.browser
 
 
-def open_page(browser, url):
+def open_page(browser, url, path="/"):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.dialogs = []
-    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
-    page.goto(url + "/")
+    page.dialogs = []  # alerts (an XSS would raise one); confirmations are accepted
+
+    def on_dialog(dialog):
+        if dialog.type == "confirm":
+            dialog.accept()
+        else:
+            page.dialogs.append(dialog.message)
+            dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.goto(url + path)
     page.wait_for_selector("#connection.conn--live", timeout=10_000)
     page.evaluate("window.__sameDocument = true")  # gone if anything reloads the page
     return page
@@ -23,9 +31,16 @@ def launch(page, message, count, delay="0.3", fail_at=""):
     page.get_by_label("Iterations").fill(str(count))
     page.get_by_label("Delay (s)").fill(delay)
     page.get_by_label("Fail at #").fill(str(fail_at))
-    page.get_by_role("button", name="Run task").click()
     link = page.locator("#launch-form .sent a")
-    link.wait_for(timeout=10_000)
+    previous = link.get_attribute("href") if link.count() else None
+    page.get_by_role("button", name="Run task").click()
+    # The form is swapped when the server answers; until then the last launch's link stays.
+    page.wait_for_function(
+        "prev => { const a = document.querySelector('#launch-form .sent a');"
+        " return a && a.getAttribute('href') !== prev; }",
+        arg=previous,
+        timeout=10_000,
+    )
     return link.get_attribute("href").strip("/").split("/")[-1]
 
 
