@@ -55,7 +55,7 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 
 bench: install-dev browser
-	$(BIN)/python scripts/bench_latency.py
+	$(BIN)/python scripts/bench/latency.py
 
 clean:
 	rm -rf $(VENV) .data test-artifacts

@@ -170,6 +170,8 @@ CELERY_LIVE_RETENTION_DAYS = env_int("CELERY_LIVE_RETENTION_DAYS", 7)
 CELERY_LIVE_REQUIRE_LOGIN = env_bool("CELERY_LIVE_REQUIRE_LOGIN", False)
 CELERY_LIVE_PAGE_RUNS = env_int("CELERY_LIVE_PAGE_RUNS", 30)
 CELERY_LIVE_LIST_PAGE_SIZE = env_int("CELERY_LIVE_LIST_PAGE_SIZE", 50)
+# Publish events from Celery's signals, progress calls and worker heartbeats (0: off).
+CELERY_LIVE_INSTRUMENT = env_bool("CELERY_LIVE_INSTRUMENT", True)
 # The recorder thread in each Daphne process writes runs and events to the database.
 CELERY_LIVE_RECORDER = env_bool("CELERY_LIVE_RECORDER", True)
 CELERY_LIVE_HEARTBEAT_INTERVAL = env_float("CELERY_LIVE_HEARTBEAT_INTERVAL", 2.0)

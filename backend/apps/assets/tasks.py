@@ -30,6 +30,11 @@ def _delay_or_default(delay: float | None, default: float) -> float:
 
 
 @shared_task
+def noop() -> None:
+    """Does nothing: the worker-overhead benchmark measures Celery around it."""
+
+
+@shared_task
 def test_task(message: str, delay: float | None = None) -> str:
     """Sleep (2 s by default) and return ``"Processed: {message}"``."""
     time.sleep(_delay_or_default(delay, settings.CELERY_LIVE_TEST_TASK_DELAY))

@@ -27,6 +27,8 @@ class LiveHeartbeat(bootsteps.StartStopStep):
         self._thread: threading.Thread | None = None
 
     def start(self, worker) -> None:
+        if not settings.CELERY_LIVE_INSTRUMENT:
+            return
         self._stop.clear()
         self._thread = threading.Thread(
             target=self._run, args=(worker,), name="celery-live-heartbeat", daemon=True

@@ -17,6 +17,8 @@ def report_progress(current: int, total: int, result: Any = None) -> None:
     worker (a task called directly, as `test_celery` without ``--async`` does) it does
     nothing.
     """
+    from django.conf import settings
+
     task = current_task
     request = getattr(task, "request", None)
     if task is None or request is None or not request.id or request.called_directly:
@@ -24,6 +26,8 @@ def report_progress(current: int, total: int, result: Any = None) -> None:
     meta = {"current": int(current), "total": int(total), "result": result}
     if not request.is_eager:
         task.update_state(state="PROGRESS", meta=meta)
+    if not settings.CELERY_LIVE_INSTRUMENT:
+        return
     publish(
         "task.progress",
         task_id=request.id,

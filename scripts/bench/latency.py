@@ -11,7 +11,7 @@ measures, for every event of that run:
   is inserted into the page in Chromium (a MutationObserver records it).
 
 Both clocks are this machine's wall clock. Run: `make bench` or
-`.venv/bin/python scripts/bench_latency.py [--iterations 300] [--delay 0.01] [--rounds 3]`.
+`.venv/bin/python scripts/bench/latency.py [--iterations 300] [--delay 0.01] [--rounds 3]`.
 """
 
 from __future__ import annotations
@@ -21,28 +21,13 @@ import asyncio
 import json
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BACKEND = ROOT / "backend"
-sys.path.insert(0, str(BACKEND))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from apps.core.redis_server import RedisServer, free_port  # noqa: E402
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+from common import CHROMIUM_ARGS, Stack, percentile, summary
 
 RECORD_DOM = """
 window.__inserted = {};
@@ -56,121 +41,6 @@ new MutationObserver((mutations) => {
   }
 }).observe(document, {childList: true, subtree: true});
 """
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def summary(name: str, values_ms: list[float]) -> str:
-    return (
-        f"{name:<28} n={len(values_ms):<5} p50={percentile(values_ms, 50):7.2f} ms  "
-        f"p90={percentile(values_ms, 90):7.2f} ms  p99={percentile(values_ms, 99):7.2f} ms  "
-        f"max={max(values_ms):7.2f} ms"
-    )
-
-
-class Stack:
-    """Private Redis + Daphne + one prefork worker, torn down on exit."""
-
-    def __init__(self) -> None:
-        self.tmp = Path(tempfile.mkdtemp(prefix="celery-live-bench-"))
-        self.redis = RedisServer(self.tmp / "redis", persist=False)
-        self.port = free_port()
-        self.procs: list[subprocess.Popen] = []
-
-    def __enter__(self) -> Stack:
-        url = self.redis.start()
-        self.env = {
-            **os.environ,
-            "REDIS_URL": url,
-            "CELERY_LIVE_DATA_DIR": str(self.tmp),
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DJANGO_DEBUG": "0",
-            "LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1",
-        }
-        for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL"):
-            self.env.pop(name, None)
-        py = sys.executable
-        subprocess.run(
-            [py, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=BACKEND, env=self.env, check=True
-        )
-        log = open(self.tmp / "stack.log", "ab")
-        self.procs.append(
-            subprocess.Popen(
-                [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
-                cwd=BACKEND,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-        self.procs.append(
-            subprocess.Popen(
-                [
-                    py,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "config",
-                    "worker",
-                    "-P",
-                    "prefork",
-                    "-c",
-                    "1",
-                    "-l",
-                    "warning",
-                    "--without-mingle",
-                    "--without-gossip",
-                ],
-                cwd=BACKEND,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.base}/healthz", timeout=5) as response:
-                    if json.load(response)["workers"] >= 1:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the stack did not come up; see {self.tmp / 'stack.log'}")
-            time.sleep(0.2)
-        return self
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def launch(self, count: int, delay: float, message: str) -> str:
-        body = json.dumps({"kind": "example", "message": message, "count": count, "delay": delay}).encode()
-        request = urllib.request.Request(
-            f"{self.base}/api/tasks/", data=body, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.load(response)["task_id"]
-
-    def run(self, task_id: str) -> dict:
-        with urllib.request.urlopen(f"{self.base}/api/tasks/{task_id}/", timeout=10) as response:
-            return json.load(response)
-
-    def __exit__(self, *exc: object) -> None:
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        self.redis.stop()
 
 
 async def event_to_frame(stack: Stack, count: int, delay: float) -> list[float]:

@@ -1,0 +1,167 @@
+"""Shared by the benchmark scripts: the real stack in subprocesses, percentiles, Chromium flags.
+
+`Stack` starts a private Redis, migrates a scratch SQLite database, and runs Daphne and a
+prefork Celery worker from this checkout's venv, as `make run` would; options select the
+worker's pool, concurrency and extra arguments (e.g. `-E` for Celery events) and extra
+environment (e.g. CELERY_LIVE_INSTRUMENT=0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BACKEND = ROOT / "backend"
+sys.path.insert(0, str(BACKEND))
+
+from apps.core.redis_server import RedisServer, free_port  # noqa: E402
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def summary(name: str, values_ms: list[float]) -> str:
+    return (
+        f"{name:<28} n={len(values_ms):<5} p50={percentile(values_ms, 50):7.2f} ms  "
+        f"p90={percentile(values_ms, 90):7.2f} ms  p99={percentile(values_ms, 99):7.2f} ms  "
+        f"max={max(values_ms):7.2f} ms"
+    )
+
+
+class Stack:
+    """Private Redis + Daphne + one prefork worker, torn down on exit."""
+
+    def __init__(
+        self,
+        concurrency: int = 1,
+        worker_args: tuple[str, ...] = (),
+        env: dict | None = None,
+        web: bool = True,
+    ) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="celery-live-bench-"))
+        self.redis = RedisServer(self.tmp / "redis", persist=False)
+        self.port = free_port()
+        self.procs: list[subprocess.Popen] = []
+        self.concurrency = concurrency
+        self.worker_args = list(worker_args)
+        self.extra_env = env or {}
+        self.with_web = web
+
+    def __enter__(self) -> Stack:
+        url = self.redis.start()
+        self.env = {
+            **os.environ,
+            "REDIS_URL": url,
+            "CELERY_LIVE_DATA_DIR": str(self.tmp),
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DJANGO_DEBUG": "0",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+        for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL"):
+            if name not in self.extra_env:
+                self.env.pop(name, None)
+        py = sys.executable
+        subprocess.run(
+            [py, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=BACKEND, env=self.env, check=True
+        )
+        self.log = open(self.tmp / "stack.log", "ab")
+        if self.with_web:
+            self.procs.append(
+                self._spawn(
+                    [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"]
+                )
+            )
+        self.procs.append(
+            self._spawn(
+                [
+                    py,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "-P",
+                    "prefork",
+                    "-c",
+                    str(self.concurrency),
+                    "-l",
+                    "warning",
+                    "--without-mingle",
+                    "--without-gossip",
+                    *self.worker_args,
+                ]
+            )
+        )
+        deadline = time.monotonic() + 60
+        while not self._ready():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the stack did not come up; see {self.tmp / 'stack.log'}")
+            time.sleep(0.2)
+        return self
+
+    def _spawn(self, argv: list[str]) -> subprocess.Popen:
+        return subprocess.Popen(argv, cwd=BACKEND, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def _ready(self) -> bool:
+        if not self.with_web:
+            probe = subprocess.run(
+                [sys.executable, "-m", "celery", "-A", "config", "inspect", "ping", "-t", "1"],
+                cwd=BACKEND,
+                env=self.env,
+                capture_output=True,
+            )
+            return probe.returncode == 0
+        try:
+            with urllib.request.urlopen(f"{self.base}/healthz", timeout=5) as response:
+                return json.load(response)["workers"] >= 1
+        except OSError:
+            return False
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def launch(self, count: int, delay: float, message: str) -> str:
+        body = json.dumps({"kind": "example", "message": message, "count": count, "delay": delay}).encode()
+        request = urllib.request.Request(
+            f"{self.base}/api/tasks/", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)["task_id"]
+
+    def run(self, task_id: str) -> dict:
+        with urllib.request.urlopen(f"{self.base}/api/tasks/{task_id}/", timeout=10) as response:
+            return json.load(response)
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.redis.stop()
