@@ -75,67 +75,43 @@ class Stack:
         _stop(self.worker)
 
     def start_worker(self) -> None:
-        log = self.log_dir / "worker.log"
-        offset = log.stat().st_size if log.exists() else 0
-        self.worker = self._spawn(
-            "worker",
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-l",
-                "info",
-                "-P",
-                "prefork",
-                "-c",
-                str(self.concurrency),
-                "-n",
-                f"stack-{self.port}@%h",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-        )
-        deadline = time.monotonic() + 30
-        while b" ready." not in log.read_bytes()[offset:]:
-            if self.worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the worker did not start; see {log}")
-            time.sleep(0.1)
+        self.worker = self.spawn_worker(f"stack-{self.port}", "celery", self.concurrency, own_session=False)
 
-    def spawn_worker(self, name: str, queue: str, concurrency: int = 1) -> subprocess.Popen:
-        """An extra prefork worker on its own queue, in its own process group (to kill it whole)."""
+    def spawn_worker(
+        self, name: str, queue: str, concurrency: int = 1, own_session: bool = True
+    ) -> subprocess.Popen:
+        """A prefork worker on `queue`; in its own process group by default (to kill it whole)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         log = open(log_path, "ab")  # noqa: SIM115 - closed with the process
         offset = log_path.stat().st_size
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-l",
+            "info",
+            "-P",
+            "prefork",
+            "-c",
+            str(concurrency),
+            "-Q",
+            queue,
+            "-n",
+            f"{name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ]
         worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-l",
-                "info",
-                "-P",
-                "prefork",
-                "-c",
-                str(concurrency),
-                "-Q",
-                queue,
-                "-n",
-                f"{name}@%h",
-                "--without-mingle",
-                "--without-gossip",
-            ],
+            argv,
             cwd=BACKEND_DIR,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=own_session,
         )
         deadline = time.monotonic() + 30
         while b" ready." not in log_path.read_bytes()[offset:]:

@@ -85,10 +85,16 @@ class Reaper:
                 )
                 lost.append(run.task_id)
         for name in silent:
-            publish(
-                "worker.offline", worker=name, data={"reason": f"no heartbeat for {now - beats[name]:.0f} s"}
-            )
-            self.client.hdel(workers_key(), name)
+            # Kept in the hash (so later reasons still say how long it has been silent),
+            # announced once, forgotten after an hour.
+            if self._once(f"{name}:{beats[name]}", "offline", seconds=3600):
+                publish(
+                    "worker.offline",
+                    worker=name,
+                    data={"reason": f"no heartbeat for {now - beats[name]:.0f} s"},
+                )
+            if now - beats[name] > 3600:
+                self.client.hdel(workers_key(), name)
         return lost
 
     def reconcile(self, now: float, limit: int = 100) -> list[str]:

@@ -115,12 +115,7 @@ class Command(BaseCommand):
             selector.register(child.process.stdout, selectors.EVENT_READ, child)
         exit_code = 0
         while not stopping:
-            for key, _ in selector.select(timeout=0.2):
-                line = key.fileobj.readline()
-                if line:
-                    self._say(key.data.name, line.decode(errors="replace").rstrip())
-                else:
-                    selector.unregister(key.fileobj)
+            self._relay_output(selector)
             dead = [c for c in children if c.process.poll() is not None]
             if dead:
                 exit_code = dead[0].process.returncode or 1
@@ -135,17 +130,21 @@ class Command(BaseCommand):
                 child.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and any(c.process.poll() is None for c in children):
-            for key, _ in selector.select(timeout=0.2):
-                line = key.fileobj.readline()
-                if line:
-                    self._say(key.data.name, line.decode(errors="replace").rstrip())
-                else:
-                    selector.unregister(key.fileobj)
+            self._relay_output(selector)
         for child in children:
             if child.process.poll() is None:
                 child.process.kill()
                 child.process.wait()
         self._say("web", "all stopped")
+
+    def _relay_output(self, selector) -> None:
+        """Print the lines the children wrote (waiting up to 0.2 s for some)."""
+        for key, _ in selector.select(timeout=0.2):
+            line = key.fileobj.readline()
+            if line:
+                self._say(key.data.name, line.decode(errors="replace").rstrip())
+            else:
+                selector.unregister(key.fileobj)
 
     def _say(self, name: str, text: str) -> None:
         colour = COLOURS.get(name, "") if self.stdout.isatty() else ""
