@@ -105,6 +105,10 @@ def test_after_every_process_restarts_the_list_and_details_still_show_every_run(
     stack.start_worker()
 
     listed = {r["task_id"]: r for r in stack.api("/api/tasks/?limit=500")["results"]}
+    launch_page = open_page(browser, stack.url)
+    for task_id in ids:
+        launch_page.locator(f"#run-{task_id}").wait_for(timeout=5_000)
+    launch_page.context.close()
     assert set(ids) <= set(listed)
     assert listed[ids[-1]]["state"] == "FAILURE"
     page = open_page(browser, stack.url, "/runs/?q=kept")
