@@ -41,6 +41,18 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
+def describe(values_ms: list[float]) -> dict:
+    """n, p50/p90/p99/max and the values themselves (for plots), as written to raw/*.json."""
+    return {
+        "n": len(values_ms),
+        "p50_ms": percentile(values_ms, 50),
+        "p90_ms": percentile(values_ms, 90),
+        "p99_ms": percentile(values_ms, 99),
+        "max_ms": max(values_ms),
+        "latencies_ms": values_ms,
+    }
+
+
 def summary(name: str, values_ms: list[float]) -> str:
     return (
         f"{name:<28} n={len(values_ms):<5} p50={percentile(values_ms, 50):7.2f} ms  "

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CHROMIUM_ARGS, Stack, percentile, summary
+from common import CHROMIUM_ARGS, ROOT, Stack, describe, percentile, summary
 
 RECORD_DOM = """
 window.__inserted = {};
@@ -125,6 +125,17 @@ def main() -> None:
     print(summary("event -> WebSocket frame", frames))
     print(summary("event -> browser DOM", dom))
     print("\ntargets (idle machine): frame p50 <= 3 ms; DOM p50 <= 5 ms, p99 <= 10 ms")
+    raw = ROOT / "docs" / "benchmarks" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    (raw / "latency.json").write_text(
+        json.dumps(
+            {
+                "workload": {"iterations": args.iterations, "delay_s": args.delay, "rounds": args.rounds},
+                "frame": describe(frames),
+                "dom": describe(dom),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
