@@ -13,7 +13,7 @@ help:
 	@echo "make run    - start web (Daphne), worker and beat on http://127.0.0.1:$${PORT:-8000}"
 	@echo "make test   - install test deps (and Debian's chromium) and run every test"
 	@echo "make lint   - ruff"
-	@echo "make bench  - latency benchmark (event -> WebSocket frame, event -> DOM)"
+	@echo "make bench  - every benchmark side by side with Flower and celery-progress -> docs/benchmarks.md"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,7 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 
 bench: install-dev browser
-	$(BIN)/python scripts/bench/latency.py
+	$(BIN)/python scripts/bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .data test-artifacts

@@ -1,5 +1,6 @@
 """ASGI entry point, served by Daphne: Django for HTTP, Channels consumers for WebSockets."""
 
+import gc
 import os
 import sys
 
@@ -21,6 +22,12 @@ from apps.live.routing import websocket_urlpatterns  # noqa: E402
 
 # Each web process records events to the database (a Redis consumer group shares the work).
 start_in_background()
+
+# Everything loaded so far lives as long as the process: keep it out of the collector's
+# way, and collect less often. Measured with 1000 viewers: full collections freed almost
+# nothing and each stalled every viewer for 83-221 ms.
+gc.freeze()
+gc.set_threshold(50_000, 50, 100)
 
 application = ProtocolTypeRouter(
     {

@@ -174,6 +174,8 @@ CELERY_LIVE_LIST_PAGE_SIZE = env_int("CELERY_LIVE_LIST_PAGE_SIZE", 50)
 CELERY_LIVE_INSTRUMENT = env_bool("CELERY_LIVE_INSTRUMENT", True)
 # The recorder thread in each Daphne process writes runs and events to the database.
 CELERY_LIVE_RECORDER = env_bool("CELERY_LIVE_RECORDER", True)
+# Seconds the recorder lets events gather between two writes (when it is not behind).
+CELERY_LIVE_RECORD_INTERVAL = env_float("CELERY_LIVE_RECORD_INTERVAL", 0.25)
 CELERY_LIVE_HEARTBEAT_INTERVAL = env_float("CELERY_LIVE_HEARTBEAT_INTERVAL", 2.0)
 # A worker silent this long is dead: its unfinished runs become LOST.
 CELERY_LIVE_WORKER_TIMEOUT = env_float("CELERY_LIVE_WORKER_TIMEOUT", 10.0)

@@ -16,9 +16,8 @@ from kombu.exceptions import OperationalError
 from config.celery import app
 
 from . import history
-from .events import get_publisher, publish
+from .events import RERUN_HEADER, get_publisher, publish
 from .reaper import workers_key
-from .signals import RERUN_HEADER
 from .state import RunState
 
 

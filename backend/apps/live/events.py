@@ -53,6 +53,10 @@ OTHER_EVENT_TYPES = frozenset(
 EVENT_TYPES = frozenset(TASK_EVENT_STATES) | OTHER_EVENT_TYPES
 
 
+#: Message header a re-run carries: the id of the run it repeats.
+RERUN_HEADER = "celery_live_rerun_of"
+
+
 class InvalidEvent(ValueError):
     """An event that does not follow the format."""
 
@@ -156,8 +160,10 @@ if is_task then seq = redis.call('LLEN', KEYS[2]) + 1 end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[1], 'seq', seq)
 if is_task then
   redis.call('RPUSH', KEYS[2], '{"id":"' .. id .. '","seq":' .. seq .. ',' .. string.sub(ARGV[1], 2))
-  redis.call('EXPIRE', KEYS[2], ARGV[3])
-  redis.call('ZADD', KEYS[3], 'NX', ARGV[5], ARGV[4])
+  if seq == 1 then  -- a run's first event: index it, and let its list expire with the retention
+    redis.call('EXPIRE', KEYS[2], ARGV[3])
+    redis.call('ZADD', KEYS[3], 'NX', ARGV[5], ARGV[4])
+  end
 end
 return {id, seq}
 """

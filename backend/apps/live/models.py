@@ -78,12 +78,13 @@ class Run(models.Model):
             last_id=self.last_event_id,
             last_seq=self.last_seq,
             first_seen=self.first_seen,
+            last_event_at=self.last_event_at,
         )
 
     @staticmethod
     def fields_from_state(run: RunState) -> dict[str, Any]:
         """The columns for a folded run."""
-        last_ts = max((e.get("ts") or 0) for e in run.events) if run.events else 0
+        last_ts = run.last_event_at or 0
         return {
             "name": run.name or "",
             "state": run.state,

@@ -20,12 +20,9 @@ from typing import Any
 
 from celery import signals
 
-from .events import publish
+from .events import RERUN_HEADER, publish
 
 logger = logging.getLogger(__name__)
-
-#: Message header a re-run carries: the id of the run it repeats.
-RERUN_HEADER = "celery_live_rerun_of"
 
 
 def _attempt(request: Any) -> int:

@@ -47,6 +47,7 @@ class RunState:
     finished_at: float | None = None
     rerun_of: str | None = None
     first_seen: float | None = None
+    last_event_at: float | None = None
     events: list[dict] = field(default_factory=list)
     last_id: str | None = None
     last_seq: int = 0
@@ -105,6 +106,8 @@ class RunState:
         self.events.append(event)
         if self.first_seen is None or (event.get("seq") == 1 and event.get("ts")):
             self.first_seen = event.get("ts")
+        if event.get("ts") and (self.last_event_at is None or event["ts"] > self.last_event_at):
+            self.last_event_at = event["ts"]
         if event.get("seq", 0) > self.last_seq:
             self.last_seq, self.last_id = event["seq"], event.get("id")
         data = event.get("data") or {}

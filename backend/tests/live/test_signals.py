@@ -117,3 +117,26 @@ def test_a_real_worker_announces_itself_online_and_offline():
 
 def worker_events():
     return [(e["type"], e["worker"]) for e in history.read_after("0-0") if e["type"].startswith("worker.")]
+
+
+def test_instrumentation_off_connects_no_handler_even_after_django_checks():
+    # Celery's Django fixup runs the system checks in the worker, which import the views.
+    code = (
+        "import django; django.setup()\n"
+        "from django.core import checks; checks.run_checks()\n"
+        "from celery import signals\n"
+        "ours = [key for s in (signals.before_task_publish, signals.task_prerun, signals.task_success)\n"
+        "        for key, _ in s.receivers if 'celery_live' in str(key)]\n"
+        "print(len(ours))\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    count = lambda flag: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", code],
+        cwd=BACKEND,
+        env={**env, "CELERY_LIVE_INSTRUMENT": flag},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert count("1") == "3"
+    assert count("0") == "0"
