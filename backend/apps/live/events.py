@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -193,18 +194,50 @@ class Publisher:
                     self._script = client.register_script(_PUBLISH_LUA)
         return self._script
 
+    @staticmethod
+    def _script_call(event: dict[str, Any]) -> tuple[list[str], list[Any]]:
+        task_id = event.get("task_id") or ""
+        ttl = max(1, settings.CELERY_LIVE_RETENTION_DAYS) * 86400
+        keys = [stream_key(), task_key(task_id) if task_id else stream_key(), runs_key()]
+        return keys, [encode(event), settings.CELERY_LIVE_STREAM_MAXLEN, ttl, task_id, event["ts"]]
+
     def publish(self, event: dict[str, Any]) -> dict[str, Any]:
         """Append `event` to the log; return it with its `id` and `seq` filled in."""
         script = self._ensure()
-        task_id = event.get("task_id") or ""
-        ttl = max(1, settings.CELERY_LIVE_RETENTION_DAYS) * 86400
-        event_id, seq = script(
-            keys=[stream_key(), task_key(task_id) if task_id else stream_key(), runs_key()],
-            args=[encode(event), settings.CELERY_LIVE_STREAM_MAXLEN, ttl, task_id, event["ts"]],
-        )
+        keys, args = self._script_call(event)
+        event_id, seq = script(keys=keys, args=args)
         event["id"] = event_id
         event["seq"] = int(seq)
         return event
+
+    def publish_nowait(self, event: dict[str, Any]) -> None:
+        """Append `event` to the log without waiting for Redis' answer.
+
+        On a connection of its own (one per process) that has told Redis `CLIENT REPLY OFF`:
+        the call costs a socket write, not a round trip. Redis runs one connection's
+        commands in order, so one process's events keep their order. The id and seq are
+        not known to the caller. `EVAL` (not EVALSHA): a flushed script cache must not
+        drop events silently. A broken connection raises (and is reopened next time).
+        """
+        keys, args = self._script_call(event)
+        connection = self._no_reply_connection()
+        try:
+            connection.send_command("EVAL", _PUBLISH_LUA, len(keys), *keys, *args)
+        except (redis.ConnectionError, OSError):
+            self._quiet = None
+            raise
+
+    def _no_reply_connection(self) -> redis.Connection:
+        quiet = getattr(self, "_quiet", None)
+        if quiet is None or quiet[0] != os.getpid():  # new, or inherited across a fork
+            pool = redis.ConnectionPool.from_url(
+                self._url or settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2
+            )
+            connection = pool.make_connection()
+            connection.connect()
+            connection.send_command("CLIENT", "REPLY", "OFF")
+            self._quiet = quiet = (os.getpid(), connection)
+        return quiet[1]
 
     @property
     def client(self) -> redis.Redis:
@@ -220,11 +253,13 @@ def get_publisher() -> Publisher:
     return _publisher
 
 
-def publish(type: str, **fields: Any) -> dict[str, Any] | None:
+def publish(type: str, *, wait: bool = True, **fields: Any) -> dict[str, Any] | None:
     """Build an event and publish it. Never raises: a failure is logged loudly instead.
 
     Publishing happens inside Celery's signal handlers and tasks; an exception there
     must not fail the user's task, but a lost event must not go unnoticed either.
+    `wait=False` does not wait for Redis (see `Publisher.publish_nowait`): for events a
+    running task publishes, whose order only matters within its own process.
     """
     try:
         event = make_event(type, **fields)
@@ -232,6 +267,9 @@ def publish(type: str, **fields: Any) -> dict[str, Any] | None:
         logger.exception("celery-live: refusing to publish an invalid event")
         return None
     try:
+        if not wait:
+            _publisher.publish_nowait(event)
+            return event
         return _publisher.publish(event)
     except redis.RedisError:
         logger.exception(

@@ -30,6 +30,7 @@ def report_progress(current: int, total: int, result: Any = None) -> None:
         return
     publish(
         "task.progress",
+        wait=False,
         task_id=request.id,
         name=task.name,
         worker=request.hostname,

@@ -9,7 +9,11 @@ Where each handler runs (prefork pool; see design.md):
 - `task_prerun`, `task_success`, `task_failure`, `task_retry`: the pool child (the parent
   sends `task_failure` itself when a child dies or hits the hard time limit).
 
-Every handler publishes one event and never raises into Celery.
+Every handler publishes one event and never raises into Celery. Events from a running
+task (started, succeeded, failed, retried; and progress) do not wait for Redis' answer:
+they are ordered among themselves by their process's one connection, and `received` (which
+waits) is in the log before the task reaches a pool process, so it still comes first.
+`sent` waits too: it must be in the log before any worker can receive the task.
 """
 
 from __future__ import annotations
@@ -93,6 +97,7 @@ def on_task_prerun(sender: Any = None, task_id: str | None = None, task: Any = N
     request = _task_request(task)
     publish(
         "task.started",
+        wait=False,
         task_id=task_id,
         name=getattr(task, "name", None),
         worker=getattr(request, "hostname", None),
@@ -107,6 +112,7 @@ def on_task_success(
     request = _task_request(sender)
     publish(
         "task.succeeded",
+        wait=False,
         task_id=request.id,
         name=sender.name,
         worker=getattr(request, "hostname", None),
@@ -135,6 +141,7 @@ def on_task_failure(
         tb_text = None
     publish(
         "task.failed",
+        wait=False,
         task_id=task_id,
         name=getattr(sender, "name", None),
         worker=getattr(request, "hostname", None) if same_request else None,
@@ -151,6 +158,7 @@ def on_task_failure(
 def on_task_retry(sender: Any = None, request: Any = None, reason: Any = None, **kwargs: Any) -> None:
     publish(
         "task.retried",
+        wait=False,
         task_id=request.id,
         name=getattr(sender, "name", None),
         worker=getattr(request, "hostname", None),

@@ -7,7 +7,7 @@ from celery.result import AsyncResult
 
 from apps.assets import tasks  # not `import test_task`: pytest would collect it
 from apps.assets.tasks import DemoTaskError, example_async_task
-from apps.live import history
+from tests.helpers import final_run
 
 
 def test_test_task_returns_the_seed_value_after_its_default_two_seconds(capsys):
@@ -45,7 +45,8 @@ def test_a_negative_delay_is_refused():
 def test_through_a_real_worker_the_result_and_progress_are_in_the_backend(celery_worker):
     result = example_async_task.delay("Bob", 3, delay=0.01)
     assert result.get(timeout=20)["results"][-1] == "Bob - iteration 3"
-    run = history.get_run(result.id)
+    # The backend has the result a moment before task_success publishes its event.
+    run = final_run(result.id)
     assert run.state == "SUCCESS"
     assert run.results == ["Bob - iteration 1", "Bob - iteration 2", "Bob - iteration 3"]
 

@@ -72,3 +72,33 @@ def test_publish_never_raises_when_redis_is_down(caplog, settings):
     finally:
         events._publisher = original
     assert "could not publish task.sent" in caplog.text
+
+
+def test_events_published_without_waiting_arrive_complete_and_in_order():
+    for i in range(300):
+        events.publish(
+            "task.progress", wait=False, task_id="quick", name="n", data={"current": i + 1, "total": 300}
+        )
+    from tests.helpers import wait_for
+
+    stored = wait_for(
+        lambda: len(history.task_events("quick")) == 300 and history.task_events("quick"), timeout=5
+    )
+    assert [e["data"]["current"] for e in stored] == list(range(1, 301))
+    assert [e["seq"] for e in stored] == list(range(1, 301))
+
+
+def test_the_no_wait_connection_is_reopened_in_a_forked_child():
+    import os
+
+    events.publish("task.started", wait=False, task_id="parent", name="n")
+    pid = os.fork()
+    if pid == 0:  # the child publishes on a connection of its own, then leaves at once
+        try:
+            events.publish("task.started", wait=False, task_id="child", name="n")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    from tests.helpers import wait_for
+
+    wait_for(lambda: history.task_events("child") and history.task_events("parent"), timeout=5)
