@@ -128,7 +128,14 @@ LOGGING = {
 }
 
 # --- Redis: one URL feeds the broker, the results, the channel layer and the event log ---
-REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+# Without REDIS_URL: the private Redis `make run` started (it leaves its URL in the data
+# directory while it runs, so `manage.py test_celery --async` finds it), else the usual port.
+_RUNNING_REDIS = DATA_DIR / "redis.url"
+REDIS_URL = (
+    os.environ.get("REDIS_URL")
+    or (_RUNNING_REDIS.read_text().strip() if _RUNNING_REDIS.exists() else "")
+    or "redis://127.0.0.1:6379/0"
+)
 
 # --- Celery (the seed's settings, each overridable from the environment) ---
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL

@@ -50,6 +50,29 @@ def test_run_dashboard_starts_everything_without_redis_configured_and_stops_on_c
         assert body == {"redis": "ok", "database": "ok", "workers": 1}
         assert (tmp_path / "db.sqlite3").exists()
         assert (tmp_path / "redis").is_dir()
+        # Another terminal's manage.py finds the private Redis without being told.
+        url = (tmp_path / "redis.url").read_text()
+        cli_env = {k: v for k, v in env.items() if k != "PORT"}
+        sent = subprocess.run(
+            [
+                sys.executable,
+                "manage.py",
+                "test_celery",
+                "--async",
+                "--watch",
+                "--delay",
+                "0",
+                "--timeout",
+                "30",
+            ],
+            cwd=BACKEND,
+            env=cli_env,
+            capture_output=True,
+            text=True,
+        )
+        assert sent.returncode == 0, sent.stderr
+        assert "✅ SUCCESS" in sent.stdout
+        assert url.startswith("redis://127.0.0.1:")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/css/app.css", timeout=5) as css:
             assert css.status == 200
     finally:
@@ -60,5 +83,6 @@ def test_run_dashboard_starts_everything_without_redis_configured_and_stops_on_c
     for name in ("   web |", "worker |", "  beat |"):
         assert name in output
     assert "all stopped" in output
+    assert not (tmp_path / "redis.url").exists()
     leftovers = subprocess.run(["pgrep", "-f", f"-p {port} config.asgi"], capture_output=True, text=True)
     assert leftovers.stdout == ""

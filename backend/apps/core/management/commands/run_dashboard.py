@@ -47,6 +47,7 @@ class Command(BaseCommand):
             try:
                 redis_server = RedisServer(settings.DATA_DIR / "redis", persist=True)
                 env["REDIS_URL"] = redis_server.start()
+                (settings.DATA_DIR / "redis.url").write_text(env["REDIS_URL"])
             except RedisServerError as exc:
                 raise CommandError(f"could not start a private Redis: {exc}") from exc
             self._say(
@@ -90,6 +91,7 @@ class Command(BaseCommand):
         self._say("web", f"dashboard on http://{host}:{port}/  (Ctrl-C stops everything)")
         code = self._supervise(children, env)
         if redis_server:
+            (settings.DATA_DIR / "redis.url").unlink(missing_ok=True)
             redis_server.stop()
         if code:
             raise CommandError(f"a process exited unexpectedly (code {code}); all stopped")
