@@ -178,6 +178,7 @@ class Publisher:
         self._client: redis.Redis | None = None
         self._script = None
         self._lock = threading.Lock()
+        self._quiet: tuple[int, redis.Connection] | None = None  # (pid, connection) for publish_nowait
 
     def _ensure(self):
         if self._script is None:
@@ -228,7 +229,7 @@ class Publisher:
             raise
 
     def _no_reply_connection(self) -> redis.Connection:
-        quiet = getattr(self, "_quiet", None)
+        quiet = self._quiet
         if quiet is None or quiet[0] != os.getpid():  # new, or inherited across a fork
             pool = redis.ConnectionPool.from_url(
                 self._url or settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2

@@ -14,6 +14,7 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from .forms import error_messages
 from .models import Run
 from .state import FINAL_STATES, RANK, RunState
 
@@ -78,8 +79,7 @@ class RunFilter:
     def from_params(cls, params) -> tuple[RunFilter | None, dict[str, list[str]], RunFilterForm]:
         form = RunFilterForm(params)
         if not form.is_valid():
-            errors = {f: [e["message"] for e in errs] for f, errs in form.errors.get_json_data().items()}
-            return None, errors, form
+            return None, error_messages(form), form
         return cls(form.cleaned_data), {}, form
 
     @property

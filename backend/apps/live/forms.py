@@ -20,6 +20,11 @@ KIND_CHOICES = [
 TASKS = {"example": example_async_task, "test": test_task}
 
 
+def error_messages(form: forms.Form) -> dict[str, list[str]]:
+    """A bound, invalid form's errors as `{field: [message, ...]}` (what the API answers)."""
+    return {field: [e["message"] for e in errs] for field, errs in form.errors.get_json_data().items()}
+
+
 class LaunchForm(forms.Form):
     """What a person (or a program) may ask to run. Bad input changes nothing."""
 

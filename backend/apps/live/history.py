@@ -27,8 +27,11 @@ def _client() -> redis.Redis:
 def task_events(task_id: str) -> list[dict[str, Any]]:
     """Every event of run `task_id`, in log order (from Redis, else from the database)."""
     events = [json.loads(raw) for raw in _client().lrange(task_key(task_id), 0, -1)]
-    if events:
-        return events
+    return events or recorded_task_events(task_id)
+
+
+def recorded_task_events(task_id: str) -> list[dict[str, Any]]:
+    """Every event of run `task_id` from the database (after Redis' copy expired or was lost)."""
     from .models import Event
 
     return [row.body for row in Event.objects.filter(task_id=task_id).order_by("stream_ms", "stream_seq")]
@@ -135,7 +138,7 @@ class AsyncLog:
         events = [json.loads(raw) for raw in await self.client.lrange(task_key(task_id), 0, -1)]
         if events:
             return events
-        return await sync_to_async(task_events)(task_id)
+        return await sync_to_async(recorded_task_events)(task_id)
 
     async def close(self) -> None:
         await self.client.aclose()

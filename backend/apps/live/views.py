@@ -19,7 +19,7 @@ from kombu.exceptions import OperationalError
 
 from . import control, history
 from .filters import STATES, RunFilter
-from .forms import LaunchForm
+from .forms import LaunchForm, error_messages
 from .fragments import render_card, run_context, timeline_rows
 from .models import Run
 
@@ -163,8 +163,9 @@ def _error(message: str, status: int, field: str = "__all__") -> JsonResponse:
     return JsonResponse({"errors": {field: [message]}}, status=status)
 
 
-def _json_body(request: HttpRequest) -> dict | JsonResponse:
-    if request.body and request.content_type != "application/json":
+def _json_body(request: HttpRequest, required: bool = False) -> dict | JsonResponse:
+    """The request's JSON object, or the error to answer. Without `required`, no body is `{}`."""
+    if (required or request.body) and request.content_type != "application/json":
         return _error("Send JSON (Content-Type: application/json).", 415)
     try:
         body = json.loads(request.body or b"{}")
@@ -182,17 +183,14 @@ def api_tasks(request: HttpRequest) -> JsonResponse:
     POST: launch one (`{"kind", "message", "count", "delay", "fail_at"}`)."""
     if request.method == "GET":
         return _api_list(request)
-    if request.content_type != "application/json":
-        return _error("Send JSON (Content-Type: application/json).", 415)
-    body = _json_body(request)
+    body = _json_body(request, required=True)
     if isinstance(body, JsonResponse):
         return body
     if not allowed(request, "launch_run"):
         return _error(DENIED, 403)
     form = LaunchForm(body)
     if not form.is_valid():
-        errors = {f: [e["message"] for e in errs] for f, errs in form.errors.get_json_data().items()}
-        return JsonResponse({"errors": errors}, status=400)
+        return JsonResponse({"errors": error_messages(form)}, status=400)
     try:
         result = form.launch()
     except OperationalError as exc:
