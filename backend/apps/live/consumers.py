@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from .events import parse_id
+from .events import LoggedEvent, parse_id
 from .filters import RunFilter
 from .fragments import PageView, renderer
 from .history import database_events_after
@@ -42,6 +42,7 @@ class LogConsumer(AsyncWebsocketConsumer):
         self.task_filter = (params.get("task") or [None])[0] or None
         self.pump: asyncio.Task | None = None
         self.sub = None
+        self.skip_through: str | None = None
         error = self.check_params(params)
         if since is not None:
             try:
@@ -71,12 +72,12 @@ class LogConsumer(AsyncWebsocketConsumer):
             self.sub.close()
 
     async def _pump(self, since: str | None) -> None:
+        """Send what the viewer missed, then what queued meanwhile, then go direct."""
         try:
             if since is not None:
                 await self._catch_up()
                 await self.caught_up()
-            while True:
-                batch = await self.sub.get_batch(self.batch_limit)
+            while batch := self.sub.take(self.batch_limit):
                 if self.sub.overflowed:
                     await self.close(code=CLOSE_TRY_AGAIN)
                     return
@@ -84,11 +85,35 @@ class LogConsumer(AsyncWebsocketConsumer):
                     batch = [e for e in batch if is_after(e["id"], self.sent_id)]
                 if batch:
                     await self._emit(batch)
+            if self.sub.overflowed:
+                await self.close(code=CLOSE_TRY_AGAIN)
+                return
+            # No await since the queue was found empty: the relay's next events come here.
+            # The catch-up may have read the stream past the relay's position: skip those.
+            self.skip_through = self.sent_id
+            self.sub.go_direct(self._deliver)
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("celery-live: consumer failed; closing so the client reconnects")
-            await self.close(code=1011)
+            await self._fail()
+
+    async def _deliver(self, events: list[dict[str, Any]]) -> None:
+        """Called by the relay with each batch of live events, in log order."""
+        if self.skip_through is not None:
+            events = [e for e in events if is_after(e["id"], self.skip_through)]
+            if not events:
+                return
+            self.skip_through = None  # events come in order: everything after this is new
+        try:
+            for start in range(0, len(events), self.batch_limit):
+                await self._emit(events[start : start + self.batch_limit])
+        except Exception:
+            await self._fail()
+
+    async def _fail(self) -> None:
+        logger.exception("celery-live: consumer failed; closing so the client reconnects")
+        self.sub.close()
+        await self.close(code=1011)
 
     async def _catch_up(self) -> None:
         """Send everything after `sent_id`: from the database what the stream no longer
@@ -114,13 +139,24 @@ class LogConsumer(AsyncWebsocketConsumer):
         raise NotImplementedError
 
 
+def websocket_message(event: dict[str, Any]) -> dict[str, str]:
+    """The ASGI `websocket.send` message of one event as JSON, built once per event."""
+    message = getattr(event, "message", None)
+    if message is None:
+        message = {"type": "websocket.send", "text": getattr(event, "text", None) or json.dumps(event)}
+        if isinstance(event, LoggedEvent):
+            event.message = message
+    return message
+
+
 class EventsConsumer(LogConsumer):
     """`/ws/events/`: one JSON frame per event, in log order."""
 
     async def send_events(self, events: list[dict[str, Any]]) -> None:
+        # Straight to the server's send: the same frame goes to every viewer, so skip
+        # building it again in each consumer's layers.
         for event in events:
-            text = getattr(event, "text", None) or json.dumps(event)
-            await self.send(text_data=text)
+            await self.base_send(websocket_message(event))
 
 
 class PageConsumer(LogConsumer):

@@ -110,9 +110,10 @@ def encode(event: dict[str, Any]) -> str:
 
 
 class LoggedEvent(dict):
-    """An event read from the log, carrying its JSON text (`text`) ready to send."""
+    """An event read from the log, carrying its JSON text (`text`) ready to send, and
+    the consumers' `websocket.send` message once one has built it."""
 
-    __slots__ = ("text",)
+    __slots__ = ("message", "text")
 
 
 def decode_entry(entry_id: str | bytes, fields: dict) -> LoggedEvent:

@@ -4,10 +4,17 @@ A Redis round trip per viewer per event does not scale (design.md measured per-v
 `group_send` backing up to seconds at 100 viewers x 200 events/s); one blocking XREAD per
 process and an in-memory hand-off to each connected consumer does.
 
-Nothing is dropped silently: every subscriber has a bounded queue, and a subscriber that
-falls so far behind that its queue fills is marked `overflowed`; its consumer then closes
-the socket with 1013 ("try again later") and the client reconnects with `since`, catching
-up from the log, which keeps everything.
+A subscriber starts *queued*: while its consumer sends what the viewer missed, live events
+wait in a bounded queue. Once caught up, the consumer goes *direct*: the relay awaits the
+consumer's delivery coroutine itself, in log order, for every subscriber in turn. Sending a
+frame never waits (Daphne buffers it), so this costs no more than the send, and it saves
+a queue, a wake-up and a task switch per viewer per event: measured with 1000 viewers,
+those were a third of Daphne's CPU.
+
+Nothing is dropped silently: a queued subscriber that falls so far behind that its queue
+fills is marked `overflowed`; its consumer then closes the socket with 1013 ("try again
+later") and the client reconnects with `since`, catching up from the log, which keeps
+everything.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
@@ -27,13 +35,17 @@ logger = logging.getLogger(__name__)
 SUBSCRIBER_QUEUE_SIZE = 20_000
 
 
+Deliver = Callable[[list[dict[str, Any]]], Awaitable[None]]
+
+
 class Subscription:
-    """One consumer's view of the live stream."""
+    """One consumer's view of the live stream: queued until it goes direct."""
 
     def __init__(self, relay: Relay, maxsize: int | None = None) -> None:
         self.relay = relay
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize or SUBSCRIBER_QUEUE_SIZE)
         self.overflowed = False
+        self.deliver: Deliver | None = None
 
     def put(self, event: dict[str, Any]) -> None:
         if self.overflowed:
@@ -46,12 +58,18 @@ class Subscription:
                 "celery-live: a viewer fell %d events behind; asking it to reconnect", self.queue.maxsize
             )
 
-    async def get_batch(self, limit: int) -> list[dict[str, Any]]:
-        """Wait for at least one event, then take what else is already there (up to limit)."""
-        batch = [await self.queue.get()]
+    def take(self, limit: int) -> list[dict[str, Any]]:
+        """What is queued (up to limit), without waiting."""
+        batch: list[dict[str, Any]] = []
         while len(batch) < limit and not self.queue.empty():
             batch.append(self.queue.get_nowait())
         return batch
+
+    def go_direct(self, deliver: Deliver) -> None:
+        """From now on the relay awaits `deliver(events)` itself; call with the queue empty
+        and without awaiting in between, so no event can slip past in the queue."""
+        assert self.queue.empty(), "drain the queue before going direct"
+        self.deliver = deliver
 
     def close(self) -> None:
         self.relay.unsubscribe(self)
@@ -108,10 +126,21 @@ class Relay:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            for event in events:
-                self.last_id = event["id"]
-                for sub in tuple(self.subscribers):
-                    sub.put(event)
+            if not events:
+                continue
+            self.last_id = events[-1]["id"]
+            for sub in tuple(self.subscribers):
+                if sub.deliver is None:
+                    for event in events:
+                        sub.put(event)
+                    continue
+                try:
+                    await sub.deliver(events)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a consumer's failure must not stop the others' events
+                    logger.exception("celery-live relay: delivering to a viewer failed; dropping it")
+                    self.unsubscribe(sub)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from apps.assets.tasks import example_async_task
-from apps.live import events, relay
+from apps.live import consumers, events, relay
 from config.asgi import application
 
 ORIGIN = [(b"origin", b"http://localhost")]
@@ -121,12 +121,23 @@ async def test_page_socket_sends_htmx_swaps_with_user_text_escaped(celery_worker
     await ws.disconnect()
 
 
-async def test_a_viewer_that_falls_too_far_behind_is_told_to_reconnect(monkeypatch):
+async def test_a_viewer_that_falls_too_far_behind_while_catching_up_is_told_to_reconnect(monkeypatch):
     monkeypatch.setattr(relay, "SUBSCRIBER_QUEUE_SIZE", 3)
-    ws = await connect("/ws/events/")
+    since = await sync_to_async(events.publish)("task.sent", task_id="before", name="n")
+    burst_logged = asyncio.Event()
+    catch_up = consumers.LogConsumer._catch_up
+
+    async def slow_catch_up(self):
+        # A long catch-up (e.g. from the database): live events queue meanwhile.
+        await burst_logged.wait()
+        await asyncio.sleep(0.5)
+        await catch_up(self)
+
+    monkeypatch.setattr(consumers.LogConsumer, "_catch_up", slow_catch_up)
+    ws = await connect(f"/ws/events/?since={since['id']}")
 
     def burst():
-        # One MULTI: the relay reads all 50 in one batch, faster than any consumer drains.
+        # One MULTI: the relay reads all 50 in one batch.
         publisher = events.get_publisher()
         script = publisher._ensure()
         pipe = publisher.client.pipeline(transaction=True)
@@ -140,12 +151,27 @@ async def test_a_viewer_that_falls_too_far_behind_is_told_to_reconnect(monkeypat
         pipe.execute()
 
     await sync_to_async(burst)()
+    burst_logged.set()
     async with asyncio.timeout(10):
         while True:
             output = await ws.receive_output(10)
             if output["type"] == "websocket.close":
                 break
     assert output["code"] == 1013
+
+
+async def test_a_live_viewer_gets_a_burst_whole_and_in_order():
+    ws = await connect("/ws/events/")
+
+    def publish_many():
+        return [events.publish("task.sent", task_id=f"c{i}")["id"] for i in range(300)]
+
+    ids = await sync_to_async(publish_many)()
+    last = await sync_to_async(events.publish)("task.sent", task_id="last")
+    received = [frame["id"] for frame in await receive_task_events(ws, len(ids) + 1, timeout=10)]
+    assert received[: len(ids)] == ids
+    assert received[-1] == last["id"]  # and nothing twice in between
+    await ws.disconnect()
 
 
 async def test_an_idle_viewer_stays_connected_past_redis_timeouts():
