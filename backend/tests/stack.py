@@ -24,6 +24,7 @@ class Stack:
         self.concurrency = concurrency
         self.web: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
+        self.recorder: subprocess.Popen | None = None
         self.log_dir = Path(os.environ["CELERY_LIVE_DATA_DIR"]) / "stack-logs"
         self.env = {
             **os.environ,
@@ -36,10 +37,12 @@ class Stack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, argv: list[str], **env: str) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        return subprocess.Popen(argv, cwd=BACKEND_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            argv, cwd=BACKEND_DIR, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT
+        )
 
     def start(self) -> Stack:
         subprocess.run(
@@ -48,6 +51,8 @@ class Stack:
             env=self.env,
             check=True,
         )
+        # Laid out as `make run` does: the recorder in its own process, not in Daphne.
+        self.recorder = self._spawn("recorder", [sys.executable, "manage.py", "record_events"])
         self.start_web()
         self.start_worker()
         return self
@@ -65,6 +70,7 @@ class Stack:
                 str(self.port),
                 "config.asgi:application",
             ],
+            CELERY_LIVE_RECORDER="0",
         )
         self.wait_http("/healthz", accept=(200, 503))
 
@@ -153,6 +159,7 @@ class Stack:
     def stop(self) -> None:
         _stop(self.worker)
         _stop(self.web)
+        _stop(self.recorder)
 
 
 def _stop(process: subprocess.Popen | None) -> None:

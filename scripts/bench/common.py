@@ -62,7 +62,12 @@ def summary(name: str, values_ms: list[float]) -> str:
 
 
 class Stack:
-    """Private Redis + Daphne + one prefork worker, torn down on exit."""
+    """Private Redis + Daphne + one prefork worker + the recorder, torn down on exit.
+
+    Laid out as `make run` does: the recorder in its own process and Daphne started with
+    CELERY_LIVE_RECORDER=0 (`recorder="thread"` puts it back inside Daphne, `"off"`
+    records nothing: for diagnosis).
+    """
 
     def __init__(
         self,
@@ -70,6 +75,7 @@ class Stack:
         worker_args: tuple[str, ...] = (),
         env: dict | None = None,
         web: bool = True,
+        recorder: str = "process",
     ) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="celery-live-bench-"))
         self.redis = RedisServer(self.tmp / "redis", persist=False)
@@ -79,6 +85,9 @@ class Stack:
         self.worker_args = list(worker_args)
         self.extra_env = env or {}
         self.with_web = web
+        if recorder not in ("process", "thread", "off"):
+            raise ValueError("recorder must be process, thread or off")
+        self.recorder = recorder
 
     def __enter__(self) -> Stack:
         url = self.redis.start()
@@ -103,7 +112,8 @@ class Stack:
         if self.with_web:
             self.procs.append(
                 self._spawn(
-                    [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"]
+                    [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
+                    CELERY_LIVE_RECORDER="1" if self.recorder == "thread" else "0",
                 )
             )
         self.procs.append(
@@ -127,6 +137,8 @@ class Stack:
                 ]
             )
         )
+        if self.recorder == "process":
+            self.procs.append(self._spawn([py, "manage.py", "record_events"]))
         deadline = time.monotonic() + 60
         while not self._ready():
             if time.monotonic() > deadline:
@@ -134,8 +146,10 @@ class Stack:
             time.sleep(0.2)
         return self
 
-    def _spawn(self, argv: list[str]) -> subprocess.Popen:
-        return subprocess.Popen(argv, cwd=BACKEND, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+    def _spawn(self, argv: list[str], **env: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            argv, cwd=BACKEND, env={**self.env, **env}, stdout=self.log, stderr=subprocess.STDOUT
+        )
 
     def _ready(self) -> bool:
         if not self.with_web:

@@ -24,8 +24,9 @@ docs/benchmarks/raw/fanout.json, with a sample of <= 20 000 raw latencies per sc
 and the per-event first/last-viewer latencies, for plotting.
 
 Run: `.venv/bin/python scripts/bench/fanout.py [--duration 10] [--scenario 100:200:1 ...]`;
-`--py-spy PATH` profiles Daphne during each load, `--env KEY=VALUE` changes the stack's
-environment (e.g. CELERY_LIVE_RECORDER=0) for diagnosis. The same file also serves as
+`--py-spy PATH` profiles Daphne during each load; for diagnosis, `--env KEY=VALUE` changes
+the stack's environment and `--recorder thread|off` moves the recorder into Daphne or
+turns it off (default: its own process, as `make run` has it). The same file also serves as
 the client (`_viewers`) and load generator (`_publish`) subprocesses.
 """
 
@@ -513,7 +514,7 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace) -> dict[str, Any]
     concurrency = 1 if scenario.rate else args.burst_tasks
     with (
         tempfile.TemporaryDirectory(prefix="fanout-") as tmp,
-        Stack(concurrency, env=dict(args.env)) as stack,
+        Stack(concurrency, env=dict(args.env), recorder=args.recorder) as stack,
     ):
         daphne = stack.procs[0].pid
         asyncio.run(warm_up(stack.port))
@@ -669,7 +670,13 @@ def main() -> None:
         action="append",
         default=[],
         type=lambda kv: tuple(kv.split("=", 1)),
-        help="KEY=VALUE for the stack's processes (diagnosis, e.g. CELERY_LIVE_RECORDER=0)",
+        help="KEY=VALUE for the stack's processes (diagnosis)",
+    )
+    parser.add_argument(
+        "--recorder",
+        choices=("process", "thread", "off"),
+        default="process",
+        help="where the recorder runs: its own process (as make run), inside Daphne, or not at all",
     )
     parser.add_argument("--py-spy", help="path of py-spy: profile Daphne during each load (next to --out)")
     args = parser.parse_args()
@@ -688,7 +695,13 @@ def main() -> None:
         results.append(run_scenario(scenario, args))
         print_scenario(results[-1])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": machine, "duration_s": args.duration, "env": dict(args.env), "scenarios": results}
+    payload = {
+        "machine": machine,
+        "duration_s": args.duration,
+        "env": dict(args.env),
+        "recorder": args.recorder,
+        "scenarios": results,
+    }
     args.out.write_text(json.dumps(payload))
     print(f"wrote {args.out}")
     print("targets: p99 <= 10 ms (100 viewers x 200/s), <= 100 ms (1000 viewers x 20/s), 0 dropped")

@@ -130,7 +130,7 @@ def run_round(variant: Variant, tasks: int, warmup: int, timeout: float) -> dict
     from celery import Celery
 
     worker_args = (*variant.args, "-Q", IDLE_QUEUE)
-    with Stack(concurrency=1, worker_args=worker_args, env=variant.env, web=False) as stack:
+    with Stack(concurrency=1, worker_args=worker_args, env=variant.env, web=False, recorder="off") as stack:
         url = stack.env["REDIS_URL"]
         app = Celery("bench", broker=url, backend=url)
         client = redis.Redis.from_url(url)

@@ -26,7 +26,7 @@ def test_docker_compose_file_is_valid_and_has_every_service():
     services = subprocess.run(
         [*command, "config", "--services"], cwd=ROOT, check=True, capture_output=True, text=True
     ).stdout.split()
-    assert sorted(services) == ["backend", "beat", "celery", "db", "redis"]
+    assert sorted(services) == ["backend", "beat", "celery", "db", "recorder", "redis"]
 
 
 def test_compose_uses_the_seed_images_with_healthchecks():
@@ -36,9 +36,10 @@ def test_compose_uses_the_seed_images_with_healthchecks():
     assert text.count("healthcheck:") >= 3
 
 
-def test_procfile_has_web_worker_and_beat():
-    kinds = [line.split(":", 1)[0] for line in (ROOT / "Procfile").read_text().splitlines() if line]
-    assert kinds == ["web", "worker", "beat"]
+def test_procfile_has_web_worker_beat_and_recorder():
+    lines = [line for line in (ROOT / "Procfile").read_text().splitlines() if line]
+    assert [line.split(":", 1)[0] for line in lines] == ["web", "worker", "beat", "recorder"]
+    assert "CELERY_LIVE_RECORDER=0" in lines[0]  # history is written by the recorder process only
 
 
 def test_ci_runs_make_test_and_nothing_else():

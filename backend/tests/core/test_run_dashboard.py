@@ -1,4 +1,4 @@
-"""`make run`'s command, for real: private Redis, migrate, Daphne + worker + beat, Ctrl-C."""
+"""`make run`'s command, for real: private Redis, migrate, Daphne + worker + beat + recorder, Ctrl-C."""
 
 import json
 import os
@@ -73,6 +73,13 @@ def test_run_dashboard_starts_everything_without_redis_configured_and_stops_on_c
         assert sent.returncode == 0, sent.stderr
         assert "✅ SUCCESS" in sent.stdout
         assert url.startswith("redis://127.0.0.1:")
+        # History is written by the recorder process (Daphne runs with CELERY_LIVE_RECORDER=0).
+        deadline = time.monotonic() + 10
+        runs: list = []
+        while time.monotonic() < deadline and not runs:
+            time.sleep(0.3)
+            runs = get_json(f"http://127.0.0.1:{port}/api/tasks/?state=SUCCESS")[1]["results"]
+        assert [run["name"] for run in runs] == ["apps.assets.tasks.test_task"]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/css/app.css", timeout=5) as css:
             assert css.status == 200
     finally:
@@ -80,7 +87,7 @@ def test_run_dashboard_starts_everything_without_redis_configured_and_stops_on_c
         output, _ = process.communicate(timeout=40)
     assert process.returncode == 0, output
     assert "private Redis" in output
-    for name in ("   web |", "worker |", "  beat |"):
+    for name in ("     web |", "  worker |", "    beat |", "recorder |"):
         assert name in output
     assert "all stopped" in output
     assert not (tmp_path / "redis.url").exists()
