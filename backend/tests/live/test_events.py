@@ -102,3 +102,26 @@ def test_the_no_wait_connection_is_reopened_in_a_forked_child():
     from tests.helpers import wait_for
 
     wait_for(lambda: history.task_events("child") and history.task_events("parent"), timeout=5)
+
+
+def test_threads_publishing_without_waiting_share_the_connection_safely():
+    # A threads pool: every thread of the process writes on the one no-reply connection.
+    # Results of some kilobytes go out in several socket writes, which must not interleave.
+    import threading
+
+    from tests.helpers import wait_for
+
+    def publish_many(thread: int) -> None:
+        for i in range(200):
+            data = {"current": i + 1, "result": "x" * 20_000}
+            events.publish("task.progress", wait=False, task_id=f"thread-{thread}", data=data)
+
+    threads = [threading.Thread(target=publish_many, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for t in range(8):
+        stored = wait_for(lambda t=t: len(history.task_events(f"thread-{t}")) == 200, timeout=5)
+        assert stored
+        assert [e["data"]["current"] for e in history.task_events(f"thread-{t}")] == list(range(1, 201))
