@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -86,44 +87,149 @@ def raise_open_files_limit() -> int:
 # --------------------------------------------------------------------------- viewer process
 
 
+class LeanProtocol(asyncio.Protocol):
+    """A minimal RFC 6455 client connection: the handshake, unmasked server frames in,
+    masked pong and close frames out. Nothing else runs per frame, so 1000 viewers leave
+    the machine's cores to the server being measured (the `websockets` library's client
+    took more CPU than Daphne itself with 1000 viewers: `--client library` to compare)."""
+
+    def __init__(self, viewer: Viewer, path: str, host: str, origin: str) -> None:
+        loop = asyncio.get_running_loop()
+        self.viewer = viewer
+        self.request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+            f"Sec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n"
+        ).encode()
+        self.buffer = bytearray()
+        self.upgraded = False
+        self.opened: asyncio.Future = loop.create_future()
+        self.closed: asyncio.Future = loop.create_future()
+        self.close_code: int | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        arrived = time.time()  # every frame in this read arrived now
+        buf = self.buffer
+        buf += data
+        if not self.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status = bytes(buf[: buf.find(b"\r\n")])
+            del buf[: end + 4]
+            if b" 101 " not in status:
+                self.opened.set_exception(ConnectionError(status.decode(errors="replace")))
+                self.transport.close()
+                return
+            self.upgraded = True
+            self.opened.set_result(None)
+        pos, size = 0, len(buf)
+        while size - pos >= 2:
+            first, length, head = buf[pos], buf[pos + 1] & 0x7F, 2
+            if length == 126:
+                if size - pos < 4:
+                    break
+                length, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
+            elif length == 127:
+                if size - pos < 10:
+                    break
+                length, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
+            if size - pos < head + length:
+                break
+            payload = bytes(buf[pos + head : pos + head + length])
+            pos += head + length
+            if not first & 0x80:
+                raise RuntimeError("fragmented frame: not expected from the server")
+            opcode = first & 0x0F
+            if opcode == 0x1:
+                self.viewer.on_text(payload, arrived)
+            elif opcode == 0x9:
+                self.send(0xA, payload)
+            elif opcode == 0x8:
+                self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+                self.send(0x8, payload[:2])
+                self.transport.close()
+                break
+        del buf[:pos]
+
+    def send(self, opcode: int, payload: bytes) -> None:
+        """A client frame (masked, as RFC 6455 requires); only short control frames here."""
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.transport.write(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(exc or ConnectionError("closed during the handshake"))
+        if not self.closed.done():
+            self.closed.set_result(self.close_code)
+
+
 @dataclass
 class Viewer:
     """One WebSocket client on /ws/events/ that records every frame it receives."""
 
-    url: str
-    origin: str
+    port: int
+    client: str = "lean"
     ids: list[str] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)
     closes: list[int | None] = field(default_factory=list)
-    ws: Any = None
+    connection: Any = None
 
     async def open(self) -> None:
         """Open the connection (resuming after the last id received, if any)."""
-        from websockets.asyncio.client import connect
+        path = f"/ws/events/?since={self.ids[-1]}" if self.ids else "/ws/events/"
+        origin = f"http://127.0.0.1:{self.port}"
+        if self.client == "library":
+            from websockets.asyncio.client import connect
 
-        url = f"{self.url}?since={self.ids[-1]}" if self.ids else self.url
-        self.ws = await connect(url, origin=self.origin, ping_interval=None, open_timeout=60)
+            self.connection = await connect(
+                f"ws://127.0.0.1:{self.port}{path}", origin=origin, ping_interval=None, open_timeout=60
+            )
+            return
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_connection(
+            lambda: LeanProtocol(self, path, f"127.0.0.1:{self.port}", origin), "127.0.0.1", self.port
+        )
+        await asyncio.wait_for(protocol.opened, 60)
+        self.connection = protocol
 
     async def follow(self) -> None:
         """Receive until cancelled; reconnect with `since` when the server closes."""
-        from websockets.exceptions import ConnectionClosed
-
         for _ in range(MAX_RECONNECTS + 1):
-            with contextlib.suppress(ConnectionClosed):
-                await self._receive()
-            self.closes.append(self.ws.close_code)
+            self.closes.append(await self._until_closed())
             await self.open()
 
-    async def _receive(self) -> None:
-        loads, now = json.loads, time.time
-        ids, lags, arrivals = self.ids, self.lags, self.arrivals
-        async for frame in self.ws:
-            arrived = now()
-            event = loads(frame)
-            ids.append(event["id"])
-            lags.append(arrived - event["ts"])
-            arrivals.append(arrived)
+    async def _until_closed(self) -> int | None:
+        if self.client != "library":
+            return await self.connection.closed
+        from websockets.exceptions import ConnectionClosed
+
+        with contextlib.suppress(ConnectionClosed):
+            async for frame in self.connection:
+                self.on_text(frame, time.time())
+        return self.connection.close_code
+
+    def on_text(self, frame: str | bytes, arrived: float) -> None:
+        event = json.loads(frame)
+        self.ids.append(event["id"])
+        self.lags.append(arrived - event["ts"])
+        self.arrivals.append(arrived)
+
+    async def close(self) -> None:
+        if self.client == "library":
+            await self.connection.close()
+        elif not self.connection.closed.done():
+            self.connection.send(0x8, (1000).to_bytes(2, "big"))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.connection.closed), 5)
+            self.connection.transport.close()
 
     def last_key(self) -> tuple[int, int]:
         return id_key(self.ids[-1]) if self.ids else (0, 0)
@@ -204,15 +310,14 @@ async def close_all(viewers: list[Viewer], tasks: list[asyncio.Task]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    closing = [v.ws.close() for v in viewers if v.ws is not None]
+    closing = [v.close() for v in viewers if v.connection is not None]
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), timeout=15)
 
 
 async def viewers_session(args: argparse.Namespace) -> dict[str, Any]:
     """Connect, say READY, wait for the ids to expect, wait for them, and report."""
-    url = f"ws://127.0.0.1:{args.port}/ws/events/"
-    viewers = [Viewer(url, f"http://127.0.0.1:{args.port}") for _ in range(args.count)]
+    viewers = [Viewer(args.port, args.client) for _ in range(args.count)]
     await asyncio.wait_for(open_all(viewers), timeout=120)
     tasks = [asyncio.create_task(v.follow()) for v in viewers]
     print("READY", flush=True)
@@ -238,6 +343,7 @@ def viewers_main(argv: list[str]) -> None:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--max-wait", type=float, default=600)
+    parser.add_argument("--client", choices=("lean", "library"), default="lean")
     args = parser.parse_args(argv)
     raise_open_files_limit()
     result = asyncio.run(viewers_session(args))
@@ -307,7 +413,7 @@ def proc_cpu_s(pid: int) -> float:
 class Clients:
     """The viewer client processes of one scenario."""
 
-    def __init__(self, port: int, viewers: int, procs: int, tmp: Path) -> None:
+    def __init__(self, port: int, viewers: int, procs: int, tmp: Path, client: str) -> None:
         self.outs = [tmp / f"viewers-{i}.json" for i in range(procs)]
         counts = [viewers // procs + (1 if i < viewers % procs else 0) for i in range(procs)]
         self.procs = [
@@ -322,6 +428,8 @@ class Clients:
                     str(n),
                     "--out",
                     str(out),
+                    "--client",
+                    client,
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -520,7 +628,7 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace) -> dict[str, Any]
         asyncio.run(warm_up(stack.port))
         time.sleep(0.5)
         rss = [proc_rss_kb(daphne)]
-        clients = Clients(stack.port, scenario.viewers, scenario.procs, Path(tmp))
+        clients = Clients(stack.port, scenario.viewers, scenario.procs, Path(tmp), args.client)
         profiler = None
         try:
             clients.expect("READY", 180)
@@ -673,6 +781,12 @@ def main() -> None:
         help="KEY=VALUE for the stack's processes (diagnosis)",
     )
     parser.add_argument(
+        "--client",
+        choices=("lean", "library"),
+        default="lean",
+        help="viewers as minimal RFC 6455 clients (default) or the websockets library's",
+    )
+    parser.add_argument(
         "--recorder",
         choices=("process", "thread", "off"),
         default="process",
@@ -700,6 +814,7 @@ def main() -> None:
         "duration_s": args.duration,
         "env": dict(args.env),
         "recorder": args.recorder,
+        "client": args.client,
         "scenarios": results,
     }
     args.out.write_text(json.dumps(payload))
