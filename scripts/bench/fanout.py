@@ -2,8 +2,9 @@
 """Fan-out benchmark: many viewers on `/ws/events/` of one Daphne process.
 
 For each scenario (viewers x events/s) it starts the real stack (private Redis, Daphne,
-a prefork worker; see common.py), connects the viewers (asyncio `websockets` clients in
-one or more client processes), then runs a load generator process that publishes
+a prefork worker and the recorder; see common.py), connects the viewers (minimal RFC 6455
+clients on asyncio, `LeanProtocol`, in one or more client processes; `--client library`
+uses the `websockets` library instead), then runs a load generator process that publishes
 `task.progress` events for a few fake runs through `events.publish` at a steady rate.
 Every viewer records, for every frame, receive time - the event's `ts` (both this
 machine's wall clock) and the event's id; once the generator is done, each viewer must
