@@ -129,9 +129,19 @@ def overhead_section(over: dict) -> tuple[list[str], list[str]]:
 
 
 def fanout_section(fan: dict) -> tuple[list[str], list[str]]:
+    client = {"lean": "minimal RFC 6455 clients (`LeanProtocol`)", "library": "the `websockets` library"}
+    recorder = {
+        "process": "the recorder in its own process, as `make run` has it",
+        "thread": "the recorder as a thread inside Daphne",
+        "off": "no recorder",
+    }
     lines = [
-        "| scenario | published | dropped | p50 ms | p90 ms | p99 ms | max ms | Daphne RSS/viewer | Daphne CPU |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"Viewers: {client.get(fan.get('client', 'library'))} in separate processes on the same cores; "
+        f"{recorder.get(fan.get('recorder', 'thread'))}. CPU is % of one core.",
+        "",
+        "| scenario | published | dropped | p50 ms | p90 ms | p99 ms | max ms | Daphne RSS/viewer "
+        "| Daphne CPU | clients CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     checks, points = [], []
     for s in fan["scenarios"]:
@@ -139,7 +149,7 @@ def fanout_section(fan: dict) -> tuple[list[str], list[str]]:
         lines.append(
             f"| {s['scenario']} | {s['published']} | {s['dropped_total']} | {fmt(lat['p50'])} | "
             f"{fmt(lat['p90'])} | {fmt(lat['p99'])} | {fmt(lat['max'])} | {s['kb_per_viewer']:.0f} KB | "
-            f"{s['cpu_pct']['daphne']:.0f} % |"
+            f"{s['cpu_pct']['daphne']:.0f} % | {s['cpu_pct'].get('clients', float('nan')):.0f} % |"
         )
         if s.get("rate_per_s"):
             points.append((s["viewers"], s["rate_per_s"], lat["p50"], lat["p99"]))
