@@ -74,9 +74,30 @@ def recent_runs(limit: int = 50, before: float | None = None, until_id: str | No
 
 
 def last_event_id() -> str:
-    """Id of the newest event in the log ("0-0" when empty)."""
+    """Id of the newest event in the stream ("0-0" when empty)."""
     newest = _client().xrevrange(stream_key(), count=1)
     return newest[0][0] if newest else ZERO_ID
+
+
+def snapshot_cursor() -> str:
+    """Where a page's snapshot stands, and so where its socket starts.
+
+    The stream's newest event; when Redis holds none (restarted empty, or its log was
+    lost) the database's newest, whose runs the snapshot then shows: starting from "0-0"
+    would make the viewer replay the whole recorded history as soon as any new event is
+    logged. "0-0" when neither has any.
+    """
+    cursor = last_event_id()
+    if cursor == ZERO_ID:
+        cursor = newest_recorded_id() or ZERO_ID
+    return cursor
+
+
+def newest_recorded_id() -> str | None:
+    """Id of the newest event in the database, or None."""
+    from .models import Event
+
+    return Event.objects.order_by("-stream_ms", "-stream_seq").values_list("event_id", flat=True).first()
 
 
 def read_after(since: str, count: int = 1000, block_ms: int | None = None) -> list[dict[str, Any]]:

@@ -42,7 +42,7 @@ def _user(request: HttpRequest) -> str:
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
     """The launch-and-watch page: a snapshot of recent runs at a cursor, then live."""
-    cursor = history.last_event_id()
+    cursor = history.snapshot_cursor()
     runs = history.recent_runs(settings.CELERY_LIVE_PAGE_RUNS, until_id=cursor)
     if not runs:  # Redis lost its log (or never had one): the database still has the history
         runs = [row.to_state() for row in Run.objects.all()[: settings.CELERY_LIVE_PAGE_RUNS]]
@@ -62,7 +62,7 @@ def index(request: HttpRequest) -> HttpResponse:
 def runs_list(request: HttpRequest) -> HttpResponse:
     """Every recorded run, newest first, filtered and paged; live on the first page."""
     run_filter, errors, form = RunFilter.from_params(request.GET)
-    cursor = history.last_event_id()
+    cursor = history.snapshot_cursor()
     rows, older = [], None
     if run_filter is not None:
         page_size = settings.CELERY_LIVE_LIST_PAGE_SIZE
@@ -93,7 +93,7 @@ def runs_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def task_page(request: HttpRequest, task_id: str) -> HttpResponse:
     """One run: arguments, result, traceback, timeline of events, controls; live."""
-    cursor = history.last_event_id()
+    cursor = history.snapshot_cursor()
     run = history.get_run(task_id, until_id=cursor)
     if run is None:
         raise Http404("No such task")

@@ -1,7 +1,7 @@
 """No run is ever shown running after it ended, whatever happens to its worker.
 
-Real prefork workers in subprocesses, on their own queue, killed for real; the stack's
-Daphne runs the recorder and the reaper as in production.
+Real prefork workers in subprocesses, on their own queue, killed for real; the stack runs
+the recorder and the reaper in their own process, as `make run` does.
 """
 
 import os

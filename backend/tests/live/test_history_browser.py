@@ -1,6 +1,9 @@
 """History and control in a real browser: restarts, reconnects, revoke/terminate/re-run."""
 
+import json
+import re
 import time
+import urllib.request
 
 import pytest
 
@@ -140,3 +143,28 @@ def test_the_list_page_updates_live_and_respects_its_filters(browser, stack):
     assert everything.locator("#runs-rows .row").first.get_attribute("id") == f"row-{new}"
     for p in (page, everything):
         p.context.close()
+
+
+def test_a_page_opened_after_redis_lost_its_log_replays_none_of_the_history(stack):
+    # Redis restarted empty while the database keeps days of history: the page's snapshot
+    # comes from the database, so its socket must start after it, not from "0-0".
+    task_id = stack.api("/api/tasks/", {"message": "Before the loss", "count": 2, "delay": 0})["task_id"]
+    wait_for(
+        lambda: task_id in {r["task_id"] for r in stack.api("/api/tasks/?state=SUCCESS")["results"]},
+        timeout=30,
+        message="the run recorded",
+    )
+    client = events.get_publisher().client
+    client.delete(*client.keys(f"{events.stream_key()}*"))
+    with urllib.request.urlopen(stack.url + "/", timeout=10) as response:
+        cursor = re.search(r'data-last-id="([^"]*)"', response.read().decode()).group(1)
+    assert cursor != "0-0"
+    new = events.publish("task.sent", task_id="after-the-loss", name="n")  # before the socket opens
+
+    from websockets.sync.client import connect  # sync: Playwright's loop runs in this thread
+
+    with connect(f"ws://127.0.0.1:{stack.port}/ws/events/?since={cursor}", origin=stack.url) as ws:
+        frame = {}
+        while not frame.get("task_id"):  # skip worker heartbeats
+            frame = json.loads(ws.recv(timeout=10))
+    assert frame["id"] == new["id"]

@@ -20,8 +20,22 @@ def open_page(browser, url, path="/"):
             dialog.dismiss()
 
     page.on("dialog", on_dialog)
+    frames = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(payload)))
     page.goto(url + path)
-    page.wait_for_selector("#connection.conn--live", timeout=10_000)
+    try:
+        page.wait_for_selector("#connection.conn--live", timeout=10_000)
+    except Exception as exc:  # say what the page was doing, not just that it timed out
+        state = page.evaluate(
+            "[document.getElementById('connection').className,"
+            " document.getElementById('live-status')?.dataset.state,"
+            " document.getElementById('live-cursor')?.dataset.lastId]"
+        )
+        sizes = [len(f) for f in frames]
+        raise AssertionError(
+            f"page never went live: connection/status/cursor {state}; {len(frames)} frames "
+            f"received ({sum(sizes)} bytes); first: {str(frames[:1])[:300]}"
+        ) from exc
     page.evaluate("window.__sameDocument = true")  # gone if anything reloads the page
     return page
 
