@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -181,8 +182,15 @@ def fanout_section(fan: dict) -> tuple[list[str], list[str]]:
     xs = range(len(points))
     ax.bar([x - 0.2 for x in xs], [p50 for *_, p50, _ in points], width=0.4, label="p50")
     ax.bar([x + 0.2 for x in xs], [p99 for *_, p99 in points], width=0.4, label="p99")
+    targets = {(100, 200.0): 10.0, (1000, 20.0): 100.0}  # the p99 targets
+    for x, (viewers, rate, *_) in zip(xs, points, strict=True):
+        if (viewers, rate) in targets:
+            ax.hlines(targets[(viewers, rate)], x - 0.4, x + 0.4, colors="red", linestyles="--")
+    ax.plot([], [], "r--", label="p99 target")
     ax.set_xticks(list(xs), labels)
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_ylabel("event → frame latency (ms, log scale)")
     ax.set_xlabel("viewers × events per second, one Daphne process")
     ax.grid(True, axis="y", which="both", alpha=0.3)
