@@ -129,6 +129,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "load_1min": round(os.getloadavg()[0], 2),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
     }
 
 

@@ -232,7 +232,7 @@ def main() -> None:
     out = [
         "# Benchmarks",
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` (`scripts/bench/run_all.py`), all in "
+        f"Measured {machine.get('measured_at') or f'{datetime.now(UTC):%Y-%m-%d %H:%M}'} UTC by `make bench` (`scripts/bench/run_all.py`), all in "
         f"one run on one machine: {machine.get('node', '?')}, {machine.get('cores', '?')} cores, "
         f"{machine.get('platform', '')}, Python {machine.get('python', '?')}; Redis, Daphne, the workers, the "
         "clients and Chromium all share those cores. The machines are shared and noisy: read the ratios "
