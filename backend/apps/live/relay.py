@@ -9,7 +9,8 @@ wait in a bounded queue. Once caught up, the consumer goes *direct*: the relay a
 consumer's delivery coroutine itself, in log order, for every subscriber in turn. Sending a
 frame never waits (Daphne buffers it), so this costs no more than the send, and it saves
 a queue, a wake-up and a task switch per viewer per event: measured with 1000 viewers,
-those were a third of Daphne's CPU.
+those were a third of Daphne's CPU. (A page's first fragment of a run it has not seen may
+wait for Redis once, to load the run; the other viewers' frames wait with it.)
 
 Nothing is dropped silently: a queued subscriber that falls so far behind that its queue
 fills is marked `overflowed`; its consumer then closes the socket with 1013 ("try again
