@@ -77,34 +77,33 @@ class LogConsumer(AsyncWebsocketConsumer):
             if since is not None:
                 await self._catch_up()
                 await self.caught_up()
-            while batch := self.sub.take(self.batch_limit):
-                if self.sub.overflowed:
-                    await self.close(code=CLOSE_TRY_AGAIN)
-                    return
-                if self.sent_id is not None:
-                    batch = [e for e in batch if is_after(e["id"], self.sent_id)]
-                if batch:
-                    await self._emit(batch)
-            if self.sub.overflowed:
-                await self.close(code=CLOSE_TRY_AGAIN)
-                return
-            # No await since the queue was found empty: the relay's next events come here.
             # The catch-up may have read the stream past the relay's position: skip those.
             self.skip_through = self.sent_id
+            while batch := self.sub.take(self.batch_limit):
+                if self.sub.overflowed:  # the queue is full when it overflows: never empty here
+                    await self.close(code=CLOSE_TRY_AGAIN)
+                    return
+                if batch := self._unsent(batch):
+                    await self._emit(batch)
+            # No await since the queue was found empty: the relay's next events come here.
             self.sub.go_direct(self._deliver)
         except asyncio.CancelledError:
             raise
         except Exception:
             await self._fail()
 
-    async def _deliver(self, events: list[dict[str, Any]]) -> None:
-        """Called by the relay with each batch of live events, in log order."""
+    def _unsent(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`events` without those already sent (up to `skip_through`)."""
         if self.skip_through is not None:
             events = [e for e in events if is_after(e["id"], self.skip_through)]
-            if not events:
-                return
-            self.skip_through = None  # events come in order: everything after this is new
+            if events:
+                self.skip_through = None  # events come in order: everything after this is new
+        return events
+
+    async def _deliver(self, events: list[dict[str, Any]]) -> None:
+        """Called by the relay with each batch of live events, in log order."""
         try:
+            events = self._unsent(events)
             for start in range(0, len(events), self.batch_limit):
                 await self._emit(events[start : start + self.batch_limit])
         except Exception:

@@ -180,13 +180,12 @@ class Publisher:
         self._script = None
         self._lock = threading.Lock()
         self._quiet: tuple[int, redis.Connection] | None = None  # (pid, connection) for publish_nowait
-        self._send_lock = threading.Lock()
         # A fork (prefork pool) while another thread holds the lock must not leave the child
         # with a lock nobody will release.
         os.register_at_fork(after_in_child=self._after_fork)
 
     def _after_fork(self) -> None:
-        self._send_lock = threading.Lock()
+        self._lock = threading.Lock()
 
     def _ensure(self):
         if self._script is None:
@@ -230,7 +229,7 @@ class Publisher:
         """
         keys, args = self._script_call(event)
         # One connection per process, shared by a threads pool's threads: one write at a time.
-        with self._send_lock:
+        with self._lock:
             connection = self._no_reply_connection()
             try:
                 connection.send_command("EVAL", _PUBLISH_LUA, len(keys), *keys, *args)
