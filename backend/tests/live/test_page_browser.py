@@ -130,3 +130,11 @@ def test_bad_input_shows_errors_next_to_the_fields(two_pages):
     viewer_a.get_by_role("button", name="Run task").click()
     viewer_a.get_by_text("This field is required.").wait_for(timeout=5_000)
     assert viewer_a.get_by_text("Ensure this value is less than or equal to 1000.").is_visible()
+
+
+def test_a_long_unbroken_message_does_not_widen_the_page(two_pages):
+    viewer_a, viewer_b = two_pages
+    task_id = launch(viewer_a, "x" * 500, 2, delay="0")  # the longest message the form takes
+    for page in (viewer_a, viewer_b):
+        wait_state(page, task_id, "Succeeded")
+        assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
