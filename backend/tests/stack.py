@@ -52,10 +52,13 @@ class Stack:
             check=True,
         )
         # Laid out as `make run` does: the recorder in its own process, not in Daphne.
-        self.recorder = self._spawn("recorder", [sys.executable, "manage.py", "record_events"])
+        self.start_recorder()
         self.start_web()
         self.start_worker()
         return self
+
+    def start_recorder(self) -> None:
+        self.recorder = self._spawn("recorder", [sys.executable, "manage.py", "record_events"])
 
     def start_web(self) -> None:
         self.web = self._spawn(

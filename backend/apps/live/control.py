@@ -10,15 +10,14 @@ import time
 
 from celery.result import AsyncResult
 from celery.utils import uuid
-from django.conf import settings
 from kombu.exceptions import OperationalError
 
 from config.celery import app
 
 from . import history
 from .events import RERUN_HEADER, get_publisher, publish
-from .reaper import workers_key
 from .state import RunState
+from .workers import live_worker_count, read_beats, why_gone
 
 
 class ControlError(Exception):
@@ -34,12 +33,6 @@ def _run(task_id: str) -> RunState:
     if run is None:
         raise ControlError(f"unknown task id {task_id!r}", status=404)
     return run
-
-
-def _live_workers() -> int:
-    now = time.time()
-    beats = get_publisher().client.hgetall(workers_key())
-    return sum(1 for ts in beats.values() if now - float(ts) <= settings.CELERY_LIVE_WORKER_TIMEOUT)
 
 
 def revoke(task_id: str, terminate: bool = False, by: str = "") -> RunState:
@@ -59,7 +52,7 @@ def revoke(task_id: str, terminate: bool = False, by: str = "") -> RunState:
             signal="SIGTERM",
             reply=True,
             timeout=1.0,
-            limit=_live_workers() or None,
+            limit=live_worker_count(get_publisher().client) or None,
         )
     except OperationalError as exc:
         raise ControlError(f"could not reach the broker: {exc}", status=503) from exc
@@ -73,7 +66,18 @@ def revoke(task_id: str, terminate: bool = False, by: str = "") -> RunState:
         name=run.name,
         data={"message": message, "control": what, "confirmed_by": confirmed},
     )
-    if not terminate and AsyncResult(task_id).state == "REVOKED":
+    gone = why_gone(run.worker, run.worker_instance, read_beats(get_publisher().client), time.time())
+    if run.worker and gone is not None:
+        # No process holds it any more, so none will say "revoked": say it here. The
+        # revocation above still makes live workers discard it if the broker redelivers it.
+        publish(
+            "task.revoked",
+            task_id=task_id,
+            name=run.name,
+            worker=run.worker,
+            data={"reason": f"{what} requested; {gone.reason}", "confirmed_by": confirmed},
+        )
+    elif not terminate and AsyncResult(task_id).state == "REVOKED":
         publish(
             "task.revoked",
             task_id=task_id,

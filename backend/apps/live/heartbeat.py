@@ -3,21 +3,21 @@
 Celery's own heartbeats exist only with task events on (`-E`, ~20 % overhead measured
 here); this one costs one small publish per interval. It beats from its own thread, not
 the worker's timer: with the solo pool the timer waits while a task runs, and a busy
-worker must not look dead. The reaper reads the hash of last heartbeats to tell a dead
-worker's runs from running ones.
+worker must not look dead. Each beat names this worker *instance* (workers.py): the
+reaper reads the registry of last heartbeats to tell a dead or restarted worker's runs
+from running ones.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-import time
 
 from celery import bootsteps
 from django.conf import settings
 
 from .events import get_publisher, publish
-from .reaper import workers_key
+from .workers import forget_instance, record_beat, set_instance
 
 
 class LiveHeartbeat(bootsteps.StartStopStep):
@@ -25,10 +25,12 @@ class LiveHeartbeat(bootsteps.StartStopStep):
         super().__init__(worker, **kwargs)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.instance: str | None = None
 
     def start(self, worker) -> None:
         if not settings.CELERY_LIVE_INSTRUMENT:
             return
+        self.instance = set_instance()
         self._stop.clear()
         self._thread = threading.Thread(
             target=self._run, args=(worker,), name="celery-live-heartbeat", daemon=True
@@ -46,7 +48,7 @@ class LiveHeartbeat(bootsteps.StartStopStep):
         from celery.worker import state
 
         try:
-            get_publisher().client.hset(workers_key(), worker.hostname, time.time())
+            record_beat(get_publisher().client, worker.hostname, self.instance)
             active = sorted(request.id for request in list(state.active_requests))
         except Exception:  # a missed beat is what the reaper is for; never break the worker
             return
@@ -57,6 +59,7 @@ class LiveHeartbeat(bootsteps.StartStopStep):
                 "active": active,
                 "reserved": len(state.reserved_requests),
                 "interval": settings.CELERY_LIVE_HEARTBEAT_INTERVAL,
+                "instance": self.instance,
             },
         )
 
@@ -69,4 +72,4 @@ class LiveHeartbeat(bootsteps.StartStopStep):
     def shutdown(self, worker) -> None:
         self.stop(worker)
         with contextlib.suppress(Exception):  # the reaper copes with a missing goodbye
-            get_publisher().client.hdel(workers_key(), worker.hostname)
+            forget_instance(get_publisher().client, worker.hostname, self.instance)

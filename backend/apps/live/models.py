@@ -21,6 +21,7 @@ class Run(models.Model):
     kwargs = models.JSONField(default=dict)
     queue = models.CharField(max_length=255, blank=True, default="", db_index=True)
     worker = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    worker_instance = models.CharField(max_length=64, blank=True, default="")
     current = models.IntegerField(default=0)
     total = models.IntegerField(null=True)
     results = models.JSONField(default=list)
@@ -64,6 +65,7 @@ class Run(models.Model):
             kwargs=self.kwargs,
             queue=self.queue or None,
             worker=self.worker or None,
+            worker_instance=self.worker_instance or None,
             current=self.current,
             total=self.total,
             iteration_results={i + 1: r for i, r in enumerate(self.results or [])},
@@ -93,6 +95,7 @@ class Run(models.Model):
             "kwargs": run.kwargs,
             "queue": run.queue or "",
             "worker": run.worker or "",
+            "worker_instance": run.worker_instance or "",
             "current": run.current,
             "total": run.total,
             "results": run.results,

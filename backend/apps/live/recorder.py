@@ -2,8 +2,12 @@
 
 It reads the event stream through a Redis consumer group, so however many Daphne
 processes run one, each event is recorded once, and a recorder that was down resumes
-where the group left off (its own unacknowledged entries first, then other consumers'
-stale ones). Events are written in batches: one transaction per read.
+where the group left off (its own unacknowledged entries first, then entries another
+recorder read and left unacknowledged for `CLAIM_IDLE_MS`: it died or was stopped).
+Events are written in batches: one transaction per read. Recording is idempotent and
+only moves forward: an event is stored once (by id), and a run's row is written only
+from a fold of more of its events than the row holds (`save_run`), so entries taken
+over late never set a run back.
 
 It runs as a thread in each Daphne process (`start_in_background`, called from
 config/asgi.py), or on its own with `manage.py record_events`. Each loop also gives the
@@ -22,7 +26,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import IntegrityError, close_old_connections, connection, transaction
 
 from .events import decode_entry, stream_key
 from .history import task_events
@@ -33,7 +37,13 @@ from .state import RunCache, RunState
 logger = logging.getLogger(__name__)
 
 GROUP = "celery-live-recorder"
-CLAIM_IDLE_MS = 30_000
+#: How long an entry another recorder read may stay unacknowledged before this one takes it
+#: over. A recorder that died (or is stopped) holds its entries this long at most; taking
+#: over a slow but live one's entries is harmless (events are stored once by id, a run row
+#: only moves forward), so this can be short.
+CLAIM_IDLE_MS = 5_000
+#: A busy recorder still looks for stale entries this often (seconds).
+CLAIM_EVERY = 5.0
 
 
 class Recorder:
@@ -46,6 +56,7 @@ class Recorder:
         self.runs = RunCache()
         self.reaper = Reaper(self.client)
         self._own_pending_done = False
+        self._next_claim = 0.0
 
     def ensure_group(self) -> None:
         try:
@@ -63,8 +74,12 @@ class Recorder:
             # After a restart: first what this consumer read but did not acknowledge.
             entries = self._read("0", None)
             self._own_pending_done = not entries
+        if not entries and time.monotonic() >= self._next_claim:
+            entries = self._claim_stale()
+            # More may be waiting: claim again at once until none are.
+            self._next_claim = 0.0 if entries else time.monotonic() + CLAIM_EVERY
         if not entries:
-            entries = self._read(">", block_ms) or self._claim_stale()
+            entries = self._read(">", block_ms)
         if not entries:
             return 0
         events = [decode_entry(entry_id, fields) for entry_id, fields in entries]
@@ -85,7 +100,35 @@ class Recorder:
         return [entry for entry in entries if entry and entry[1]]
 
     def record(self, events: list[dict[str, Any]]) -> None:
-        """Store `events` and the state of every run they touch, in one transaction."""
+        """Store `events` and the state of every run they touch, in one transaction.
+
+        Should the batch fail, it is stored run by run, so that one bad run (logged with
+        its id, then skipped) never keeps the others from being recorded. If the database
+        itself is unreachable this raises: the batch stays unacknowledged and is recorded
+        once the database is back.
+        """
+        try:
+            self._record(events)
+            return
+        except Exception:
+            logger.exception("celery-live recorder: a batch of %d failed; recording run by run", len(events))
+        by_task: dict[str, list[dict]] = defaultdict(list)
+        for event in events:
+            by_task[event.get("task_id") or ""].append(event)
+        for task_id, task_evs in by_task.items():
+            try:
+                self._record(task_evs)
+            except Exception:
+                close_old_connections()
+                if not database_reachable():
+                    raise
+                logger.exception(
+                    "celery-live recorder: could not record %d events of run %r; skipped",
+                    len(task_evs),
+                    task_id,
+                )
+
+    def _record(self, events: list[dict[str, Any]]) -> None:
         by_task: dict[str, list[dict]] = defaultdict(list)
         for event in events:
             if event.get("task_id"):
@@ -93,8 +136,8 @@ class Recorder:
         states = {task_id: self._state_after(task_evs) for task_id, task_evs in by_task.items()}
         with transaction.atomic():
             Event.objects.bulk_create([Event.from_event(e) for e in events], ignore_conflicts=True)
-            for task_id, state in states.items():
-                Run.objects.update_or_create(task_id=task_id, defaults=Run.fields_from_state(state))
+            for state in states.values():
+                save_run(state)
 
     def _state_after(self, task_events_in_batch: list[dict]) -> RunState:
         run = None
@@ -118,6 +161,29 @@ class Recorder:
             except Exception:  # keep recording whatever one batch did; say so loudly
                 logger.exception("celery-live recorder: a batch failed; retrying in 1 s")
                 time.sleep(1)
+
+
+def database_reachable() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except Exception:
+        return False
+
+
+def save_run(state: RunState) -> None:
+    """Write a run's row, only ever forward: a state folded from fewer of its events
+    (older entries a restarted recorder took over late) never overwrites a newer one."""
+    fields = Run.fields_from_state(state)
+    newer = Run.objects.filter(task_id=state.task_id, last_seq__lt=state.last_seq)
+    if newer.update(**fields) or Run.objects.filter(task_id=state.task_id).exists():
+        return
+    try:
+        with transaction.atomic():  # a savepoint: another recorder may create it first
+            Run.objects.create(task_id=state.task_id, **fields)
+    except IntegrityError:
+        newer.update(**fields)
 
 
 _thread: threading.Thread | None = None

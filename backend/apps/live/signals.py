@@ -28,6 +28,7 @@ from typing import Any
 from celery import signals
 
 from .events import RERUN_HEADER, publish
+from .workers import current_instance
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,9 @@ def on_task_received(sender: Any = None, request: Any = None, **kwargs: Any) -> 
             "queue": delivery.get("routing_key"),
             "attempt": _attempt(request),
             "redelivered": bool(delivery.get("redelivered")),
+            # Which process of this worker holds the task: a restart under the same
+            # hostname must not pass for it (workers.py).
+            "instance": current_instance(),
         },
     )
 
@@ -228,7 +232,7 @@ def on_task_unknown(
 
 @signals.worker_ready.connect(dispatch_uid="celery_live.worker_online")
 def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
-    publish("worker.online", worker=getattr(sender, "hostname", None))
+    publish("worker.online", worker=getattr(sender, "hostname", None), data={"instance": current_instance()})
 
 
 @signals.worker_shutdown.connect(dispatch_uid="celery_live.worker_offline")

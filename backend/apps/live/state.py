@@ -35,6 +35,8 @@ class RunState:
     kwargs: dict = field(default_factory=dict)
     queue: str | None = None
     worker: str | None = None
+    #: The worker process (workers.py instance id) that received the run last.
+    worker_instance: str | None = None
     current: int = 0
     total: int | None = None
     iteration_results: dict[int, Any] = field(default_factory=dict)
@@ -98,7 +100,9 @@ class RunState:
 
     def apply(self, event: dict) -> RunState:
         """Fold one event into this run (idempotent: an event seen twice counts once)."""
-        key = event.get("id") or (event.get("type"), event.get("ts"))
+        # A process re-sends what Redis may not have written before a connection broke;
+        # the copy has a new id but the same `uid`, and counts once.
+        key = event.get("uid") or event.get("id") or (event.get("type"), event.get("ts"))
         if key in self._seen:
             self.state_changed = False
             return self
@@ -118,6 +122,8 @@ class RunState:
         # from a pool child don't override it, a redelivery to another worker does.
         if event.get("worker") and (etype == "task.received" or self.worker is None):
             self.worker = event["worker"]
+        if etype == "task.received" and data.get("instance"):
+            self.worker_instance = data["instance"]
         if "args" in data and not self.args:
             self.args = list(data.get("args") or [])
         if "kwargs" in data and not self.kwargs:
@@ -183,6 +189,7 @@ class RunState:
             "exception": self.exception,
             "traceback": self.traceback,
             "worker": self.worker,
+            "worker_instance": self.worker_instance,
             "queue": self.queue,
             "attempt": self.attempt,
             "sent_at": self.sent_at,

@@ -1,17 +1,23 @@
-"""No run is ever shown running after it ended, whatever happens to its worker.
+"""No run is ever shown running after it ended, whatever happens to its worker or recorder.
 
-Real prefork workers in subprocesses, on their own queue, killed for real; the stack runs
-the recorder and the reaper in their own process, as `make run` does.
+Real prefork workers in subprocesses, on their own queue, killed for real (and restarted
+under the same hostname, as make run, systemd or Kubernetes do); the stack runs the
+recorder and the reaper in their own process, as `make run` does, and that process is
+stopped and killed with entries in hand.
 """
 
 import os
 import signal
+import sqlite3
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from apps.assets.tasks import example_async_task
+from apps.live import events
+from apps.live.recorder import GROUP, Recorder
 from tests.helpers import wait_for
 
 QUEUE = "doomed"
@@ -39,13 +45,17 @@ def wait_progress(stack, task_id, at_least=1):
     )
 
 
+def kill(worker):
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGKILL)  # the whole worker, children too: a crash
+        worker.wait()
+
+
 @pytest.fixture
 def doomed_worker(stack, request):
     worker = stack.spawn_worker(f"doomed-{request.node.name[-20:]}", QUEUE)
     yield worker
-    if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
+    kill(worker)
 
 
 def test_a_sigkilled_worker_leaves_its_run_lost_within_15_seconds(stack, doomed_worker):
@@ -80,3 +90,78 @@ def test_a_hard_time_limit_shows_failure_with_time_limit_exceeded(stack, doomed_
     assert run["state"] == "FAILURE"
     assert "TimeLimitExceeded" in run["exception"]
     assert 1 <= run["progress"]["current"] < 20
+
+
+def test_a_worker_killed_and_back_under_its_hostname_leaves_its_run_lost_at_once(stack):
+    worker = stack.spawn_worker("phoenix", QUEUE)
+    result = example_async_task.apply_async(("Phoenix", 40), {"delay": 0.5}, queue=QUEUE)
+    wait_progress(stack, result.id, at_least=3)
+    kill(worker)
+    worker = stack.spawn_worker("phoenix", QUEUE)  # same hostname, within the 10 s timeout
+    back_at = time.monotonic()
+    try:
+        run = wait_state(stack, result.id, {"LOST"}, timeout=8)
+        # At once (the reaper's next second), not after the heartbeat timeout.
+        assert time.monotonic() - back_at < 5
+        assert "restarted (pid" in run["exception"]
+        assert 3 <= run["progress"]["current"] < 40
+        # Terminate of an ended run changes nothing and says why.
+        answer = stack.api(f"/api/tasks/{result.id}/revoke", {"terminate": True})
+        assert answer["status"] == 409
+        time.sleep(2)
+        assert state_of(stack, result.id)["state"] == "LOST"
+    finally:
+        kill(worker)
+
+
+def recorded_successes(stack, task_ids):
+    db = Path(os.environ["CELERY_LIVE_DATA_DIR"]) / "db.sqlite3"
+    with sqlite3.connect(db) as connection:
+        marks = ",".join("?" * len(task_ids))
+        rows = connection.execute(
+            f"SELECT COUNT(*) FROM live_run WHERE state = 'SUCCESS' AND task_id IN ({marks})", task_ids
+        )
+        return rows.fetchone()[0]
+
+
+def test_a_recorder_stopped_then_killed_with_entries_in_hand_never_sets_runs_back(stack):
+    task_ids = [f"rec-{i}" for i in range(6)]
+    # Each test starts with no log (conftest): give the recorder its group back and the
+    # time to be waiting on it again before stopping it.
+    Recorder(name="tests").ensure_group()
+    time.sleep(1.5)
+    os.kill(stack.recorder.pid, signal.SIGSTOP)
+    try:
+        # One transaction: the stopped recorder's pending XREADGROUP is handed all of it.
+        client = events.get_publisher().client
+        pipe = client.pipeline(transaction=True)
+        script = events.get_publisher()._ensure()
+        for task_id in task_ids:
+            for etype in ("task.sent", "task.received", "task.started"):
+                event = events.make_event(etype, task_id=task_id, name="n", worker="w@h")
+                keys, args = events.Publisher._script_call(event)
+                script(keys=keys, args=args, client=pipe)
+        pipe.execute()
+        time.sleep(0.5)
+        pending = client.xpending(events.stream_key(), GROUP)["pending"]
+        assert pending >= len(task_ids) * 3, "the stopped recorder holds no entries"
+        for task_id in task_ids:
+            events.publish("task.succeeded", task_id=task_id, name="n", data={"result": "ok"})
+    finally:
+        os.kill(stack.recorder.pid, signal.SIGKILL)
+        stack.recorder.wait()
+    stack.start_recorder()
+    started = time.monotonic()
+    counts = []
+    while time.monotonic() - started < 12:
+        counts.append(recorded_successes(stack, task_ids))
+        if counts[-1] == len(task_ids) and not client.xpending(events.stream_key(), GROUP)["pending"]:
+            break
+        time.sleep(0.2)
+    taken_over_in = time.monotonic() - started
+    assert counts[-1] == len(task_ids), counts
+    assert counts == sorted(counts), f"a run went back: {counts}"
+    assert taken_over_in < 10  # CLAIM_IDLE_MS (5 s) after the entries were handed out
+    for task_id in task_ids:
+        run = stack.api(f"/api/tasks/{task_id}/")
+        assert [e["type"] for e in run["events"]].count("task.succeeded") == 1

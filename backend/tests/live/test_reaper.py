@@ -4,24 +4,30 @@ import time
 
 import pytest
 
-from apps.live import events, history
-from apps.live.reaper import Reaper, workers_key
+from apps.live import control, events, history
+from apps.live.models import Run
+from apps.live.reaper import Reaper
+from apps.live.workers import record_beat, workers_key
 from config.celery import app
 from tests.helpers import record_all
 
 pytestmark = pytest.mark.django_db
 
 
-def start_run(task_id, worker, ts):
+def start_run(task_id, worker, ts, instance=None, started=True):
+    """A run received by `instance` of `worker` (and started, unless `started` is False)."""
+    name = "apps.assets.tasks.test_task"
+    events.publish("task.sent", task_id=task_id, name=name, ts=ts, data={"args": ["x"], "kwargs": {}})
     events.publish(
-        "task.sent",
-        task_id=task_id,
-        name="apps.assets.tasks.test_task",
-        ts=ts,
-        data={"args": ["x"], "kwargs": {}},
+        "task.received", task_id=task_id, name=name, worker=worker, ts=ts, data={"instance": instance}
     )
-    events.publish("task.started", task_id=task_id, name="apps.assets.tasks.test_task", worker=worker, ts=ts)
+    if started:
+        events.publish("task.started", task_id=task_id, name=name, worker=worker, ts=ts)
     record_all()
+
+
+def instance(pid, started):
+    return f"{pid}-{int(started * 1000)}"
 
 
 def test_runs_on_a_worker_without_heartbeats_for_too_long_become_lost(settings):
@@ -84,3 +90,67 @@ def test_workers_send_heartbeats_with_their_active_tasks(celery_worker):
         raise AssertionError("no heartbeat listed the running task")
     assert events.get_publisher().client.hget(workers_key(), celery_worker.hostname)
     result.get(timeout=10)
+
+
+def test_runs_of_a_worker_restarted_under_the_same_name_become_lost_at_once():
+    client = events.get_publisher().client
+    now = time.time()
+    old, new = instance(100, now - 60), instance(200, now - 1)
+    start_run("on-old", "w@host", now - 2, instance=old)  # events 2 s ago: not silent at all
+    record_beat(client, "w@host", old, now - 3)
+    assert Reaper(client).mark_lost(now) == []  # the old instance still beats: running
+    record_beat(client, "w@host", new, now)  # restarted within the timeout
+    assert Reaper(client).mark_lost(now) == ["on-old"]
+    run = history.get_run("on-old")
+    assert run.state == "LOST"
+    assert run.exception == "worker w@host restarted (pid 100 → 200): the process running this task is gone"
+    # The stale PROGRESS/STARTED in the result backend never brings it back to running.
+    record_all()
+    assert Reaper(client).reconcile(now + 3600) == []
+    assert history.get_run("on-old").state == "LOST"
+
+
+def test_a_lost_run_that_was_only_prefetched_says_when_redis_may_deliver_it_again(settings):
+    settings.TIME_ZONE = "UTC"
+    client = events.get_publisher().client
+    now = time.time()
+    start_run("prefetched", "w@host", now - 2, instance=instance(100, now - 60), started=False)
+    record_beat(client, "w@host", instance(200, now - 1), now)
+    Reaper(client).mark_lost(now)
+    lost = history.get_run("prefetched").events[-1]
+    at = now - 2 + 3600
+    assert lost["data"]["redelivery_at"] == pytest.approx(at, abs=0.01)
+    assert lost["data"]["reason"].endswith(
+        f"; may be redelivered at {time.strftime('%H:%M', time.gmtime(at))} UTC "
+        "by the broker's visibility timeout (3600 s)"
+    )
+
+
+def test_reconcile_never_adds_a_second_final_event_when_the_database_lags_the_log():
+    start_run("lagging", "w@host", time.time() - 100)
+    # The run ended in the log, but the recorder has not written that yet.
+    events.publish("task.succeeded", task_id="lagging", name="n", worker="w@host", data={"result": 1})
+    app.backend.store_result("lagging", 1, "SUCCESS")
+    assert Run.objects.get(task_id="lagging").state == "STARTED"
+    assert Reaper(events.get_publisher().client).reconcile(time.time()) == []
+    assert [e["type"] for e in history.get_run("lagging").events].count("task.succeeded") == 1
+
+
+def test_one_run_the_result_backend_cannot_read_does_not_stop_the_reaper():
+    now = time.time()
+    start_run("garbled", "w@host", now - 100)
+    start_run("readable", "w@host", now - 99)
+    events.get_publisher().client.set("celery-task-meta-garbled", b"\xff not json")
+    app.backend.store_result("readable", "ok", "SUCCESS")
+    assert Reaper(events.get_publisher().client).reconcile(now) == ["readable"]
+
+
+def test_terminating_a_run_whose_worker_process_is_gone_resolves_it():
+    client = events.get_publisher().client
+    now = time.time()
+    start_run("orphan", "w@host", now - 1, instance=instance(100, now - 60))
+    record_beat(client, "w@host", instance(200, now - 1), now)  # restarted; not yet reaped
+    control.revoke("orphan", terminate=True, by="alice")
+    run = history.get_run("orphan")
+    assert run.state == "REVOKED"
+    assert "worker w@host restarted" in run.exception

@@ -88,3 +88,44 @@ def test_prune_deletes_runs_and_events_past_the_retention():
     assert counts["index"] == 1
     assert list(Run.objects.values_list("task_id", flat=True)) == ["new"]
     assert not Event.objects.filter(task_id="old").exists()
+
+
+def test_entries_taken_over_late_never_set_a_run_back(monkeypatch):
+    """The issue's repro in one process: a recorder reads a run's early events and stops;
+    another records its end; then takes the stopped one's entries over."""
+    client = events.get_publisher().client
+    events.publish("task.sent", task_id="r", name="n")
+    events.publish("task.started", task_id="r", name="n", worker="w@h")
+    stopped = Recorder(name="stopped")
+    stopped.ensure_group()
+    client.xreadgroup(GROUP, "stopped", {stream_key(): ">"}, count=10)  # read, never acknowledged
+    events.publish("task.progress", task_id="r", name="n", data={"current": 1, "total": 1})
+    events.publish("task.succeeded", task_id="r", name="n", data={"result": "done"})
+    survivor = Recorder(name="survivor")
+    assert survivor.run_once(block_ms=None) == 2
+    assert Run.objects.get(task_id="r").state == "SUCCESS"
+    monkeypatch.setattr(recorder, "CLAIM_IDLE_MS", 0)
+    survivor._next_claim = 0.0
+    assert survivor.run_once(block_ms=None) == 2  # the stopped recorder's entries
+    run = Run.objects.get(task_id="r")
+    assert (run.state, run.result, run.last_seq) == ("SUCCESS", "done", 4)
+    assert Event.objects.filter(task_id="r").count() == 4
+    assert client.xpending(stream_key(), GROUP)["pending"] == 0
+
+
+def test_one_run_that_cannot_be_recorded_does_not_stop_the_others(monkeypatch, caplog):
+    events.publish("task.sent", task_id="fine", name="n")
+    events.publish("task.sent", task_id="poison", name="n")
+    from_state = Run.fields_from_state
+
+    def refuse_poison(state):
+        if state.task_id == "poison":
+            raise ValueError("cannot store this one")
+        return from_state(state)
+
+    monkeypatch.setattr(Run, "fields_from_state", staticmethod(refuse_poison))
+    assert record_all() == 2
+    assert Run.objects.filter(task_id="fine").exists()
+    assert not Run.objects.filter(task_id="poison").exists()
+    assert Event.objects.filter(task_id="poison").count() == 0
+    assert "could not record 1 events of run 'poison'; skipped" in caplog.text
