@@ -87,9 +87,10 @@ class Stack:
         self.worker = self.spawn_worker(f"stack-{self.port}", "celery", self.concurrency, own_session=False)
 
     def spawn_worker(
-        self, name: str, queue: str, concurrency: int = 1, own_session: bool = True
+        self, name: str, queue: str, concurrency: int = 1, own_session: bool = True, **env: str
     ) -> subprocess.Popen:
-        """A prefork worker on `queue`; in its own process group by default (to kill it whole)."""
+        """A prefork worker on `queue`; in its own process group by default (to kill it whole).
+        `env`: extra environment (settings) for this worker."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         log = open(log_path, "ab")  # noqa: SIM115 - closed with the process
@@ -117,7 +118,7 @@ class Stack:
         worker = subprocess.Popen(
             argv,
             cwd=BACKEND_DIR,
-            env=self.env,
+            env={**self.env, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=own_session,

@@ -165,3 +165,31 @@ def test_a_recorder_stopped_then_killed_with_entries_in_hand_never_sets_runs_bac
     for task_id in task_ids:
         run = stack.api(f"/api/tasks/{task_id}/")
         assert [e["type"] for e in run["events"]].count("task.succeeded") == 1
+
+
+def test_prefetched_runs_of_a_killed_worker_say_when_the_broker_redelivers_them_and_run_again(stack):
+    visibility = {"CELERY_BROKER_VISIBILITY_TIMEOUT": "3"}
+    worker = stack.spawn_worker("prefetcher", QUEUE, **visibility)
+    running = example_async_task.apply_async(("Busy", 40), {"delay": 0.5}, queue=QUEUE)
+    waiting = example_async_task.apply_async(("Waiting", 1), {"delay": 0}, queue=QUEUE)
+    wait_progress(stack, running.id)
+    wait_state(stack, waiting.id, {"RECEIVED"}, timeout=5)  # prefetched, not started
+    kill(worker)
+    worker = stack.spawn_worker("prefetcher", QUEUE, **visibility)  # back under its name
+    try:
+        lost = wait_state(stack, waiting.id, {"LOST"}, timeout=8)
+        assert "may be redelivered at" in lost["exception"]
+        assert wait_state(stack, running.id, {"LOST"}, timeout=2)["exception"].endswith("is gone")
+    finally:
+        kill(worker)
+    # Past the visibility timeout a worker starting up takes the unacknowledged message back.
+    time.sleep(3)
+    other = stack.spawn_worker("taker", QUEUE, **visibility)
+    try:
+        run = wait_state(stack, waiting.id, {"SUCCESS"}, timeout=15)
+        assert run["attempt"] == 1  # a new attempt of the same run
+        assert run["worker"].startswith("taker@")
+        # The started run was acknowledged when it started: it is not run again.
+        assert state_of(stack, running.id)["state"] == "LOST"
+    finally:
+        kill(other)
