@@ -44,9 +44,19 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server child process, bound to 127.0.0.1 on a free port."""
 
-    def __init__(self, data_dir: str | os.PathLike, *, persist: bool = True, port: int | None = None):
+    def __init__(
+        self,
+        data_dir: str | os.PathLike,
+        *,
+        persist: bool = True,
+        port: int | None = None,
+        own_session: bool = False,
+    ):
         self.data_dir = Path(data_dir)
         self.persist = persist
+        # In its own session, a Ctrl-C sent to the terminal's process group does not reach
+        # the server: its parent stops it when everything that needs it has stopped.
+        self.own_session = own_session
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None
         self.binary = find_redis_server()
@@ -78,7 +88,9 @@ class RedisServer:
             args += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "300 1"]
         else:
             args += ["--appendonly", "no", "--save", ""]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=self.own_session
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
