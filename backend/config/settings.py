@@ -147,6 +147,9 @@ CELERY_TIMEZONE = os.environ.get("CELERY_TIMEZONE") or TIME_ZONE
 CELERY_TASK_TRACK_STARTED = env_bool("CELERY_TASK_TRACK_STARTED", True)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A Redis broker hands a task a dead worker had taken but not acknowledged (prefetched,
+# or acks_late) to a worker again only after this many seconds (kombu's default: 1 h).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600)}
 CELERY_RESULT_EXTENDED = True  # AsyncResult keeps name, args and worker
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
@@ -177,6 +180,13 @@ CELERY_LIVE_RETENTION_DAYS = env_int("CELERY_LIVE_RETENTION_DAYS", 7)
 CELERY_LIVE_REQUIRE_LOGIN = env_bool("CELERY_LIVE_REQUIRE_LOGIN", False)
 CELERY_LIVE_PAGE_RUNS = env_int("CELERY_LIVE_PAGE_RUNS", 30)
 CELERY_LIVE_LIST_PAGE_SIZE = env_int("CELERY_LIVE_LIST_PAGE_SIZE", 50)
+# Bytes a viewer's socket may leave unsent in Daphne before it is closed as behind (4408)
+# and catches up on reconnect: a socket that never reads otherwise holds in memory all
+# that is sent to it (scripts/bench/slow_viewers.py: 30 such sockets, 133 -> 292 MB).
+CELERY_LIVE_VIEWER_MAX_BUFFER = env_int("CELERY_LIVE_VIEWER_MAX_BUFFER", 1024 * 1024)
+# Live events a viewer may fall behind while it catches up before it is closed as behind
+# (above 500, what the relay reads at once, or a viewer may be closed as it connects).
+CELERY_LIVE_VIEWER_QUEUE = env_int("CELERY_LIVE_VIEWER_QUEUE", 20_000)
 # Publish events from Celery's signals, progress calls and worker heartbeats (0: off).
 CELERY_LIVE_INSTRUMENT = env_bool("CELERY_LIVE_INSTRUMENT", True)
 # The recorder thread in each Daphne process writes runs and events to the database.
@@ -184,6 +194,9 @@ CELERY_LIVE_RECORDER = env_bool("CELERY_LIVE_RECORDER", True)
 # Seconds the recorder lets events gather between two writes (when it is not behind).
 CELERY_LIVE_RECORD_INTERVAL = env_float("CELERY_LIVE_RECORD_INTERVAL", 0.25)
 CELERY_LIVE_HEARTBEAT_INTERVAL = env_float("CELERY_LIVE_HEARTBEAT_INTERVAL", 2.0)
+# Events a process keeps while Redis is away (then flushed in order); past it the oldest
+# are dropped and a gap marker says how many.
+CELERY_LIVE_PUBLISH_BUFFER = env_int("CELERY_LIVE_PUBLISH_BUFFER", 10_000)
 # A worker silent this long is dead: its unfinished runs become LOST.
 CELERY_LIVE_WORKER_TIMEOUT = env_float("CELERY_LIVE_WORKER_TIMEOUT", 10.0)
 # A run with no event this long is checked against the result backend.

@@ -20,6 +20,9 @@ over the time from the last warm-up task's completion to the last one's.
 
 Rounds alternate a b c a b c ... so a drift of the machine's load hits every variant;
 each variant's median is reported, with b/a and b/c (overhead = 1 - a/b, 1 - c/b).
+Throughput swings with the load of a shared machine; what the noise touches least is also
+reported: CPU seconds the worker's processes (main and pool) and Redis consumed per 1000
+tasks, from the consumer's start to the last result (psutil).
 JSON goes to docs/benchmarks/raw/overhead.json.
 
 Run: `.venv/bin/python scripts/bench/overhead.py [--tasks 2000] [--rounds 5]`.
@@ -86,6 +89,18 @@ def machine_busy() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants so far."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in (root, *root.children(recursive=True)):
+        times = proc.cpu_times()
+        total += times.user + times.system
+    return total
+
+
 def enqueue(app: Any, count: int) -> list[str]:
     """Send `count` noop tasks to the benchmark queue; return their ids in order."""
     with app.producer_or_acquire() as producer:
@@ -136,11 +151,15 @@ def run_round(variant: Variant, tasks: int, warmup: int, timeout: float) -> dict
         client = redis.Redis.from_url(url)
         try:
             ids = enqueue(app, tasks)
+            [worker] = stack.procs  # no web, no recorder: the worker alone
+            redis_pid = stack.redis.process.pid
             busy0 = machine_busy()
+            cpu0 = cpu_seconds(worker.pid), cpu_seconds(redis_pid)
             replies = app.control.add_consumer(BENCH_QUEUE, reply=True, timeout=5)
             if not replies:
                 raise RuntimeError("the worker did not answer add_consumer")
             metas = wait_done(client, ids, timeout)
+            cpu1 = cpu_seconds(worker.pid), cpu_seconds(redis_pid)
             busy1 = machine_busy()
             logged = client.xlen(STREAM)
             check_instrumentation(variant, logged, tasks)
@@ -155,17 +174,23 @@ def run_round(variant: Variant, tasks: int, warmup: int, timeout: float) -> dict
         "span_s": span,
         "machine_busy_pct": machine_pct,
         "events_logged": logged,
+        "worker_cpu_s_per_1000": 1000 * (cpu1[0] - cpu0[0]) / tasks,
+        "redis_cpu_s_per_1000": 1000 * (cpu1[1] - cpu0[1]) / tasks,
     }
 
 
 def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """Median tasks/s per variant, and the ratios that give the overheads."""
-    medians = {
-        v.key: statistics.median(r["tasks_per_s"] for r in rounds if r["variant"] == v.key) for v in VARIANTS
-    }
+
+    def median(key: str) -> dict[str, float]:
+        return {v.key: statistics.median(r[key] for r in rounds if r["variant"] == v.key) for v in VARIANTS}
+
+    medians = median("tasks_per_s")
     a, b, c = medians["a"], medians["b"], medians["c"]
     return {
         "median_tasks_per_s": medians,
+        "median_worker_cpu_s_per_1000": median("worker_cpu_s_per_1000"),
+        "median_redis_cpu_s_per_1000": median("redis_cpu_s_per_1000"),
         "b_over_a": b / a,
         "b_over_c": b / c,
         "overhead_celery_live": 1 - a / b,
@@ -180,6 +205,8 @@ def print_summary(rounds: list[dict[str, Any]], result: dict[str, Any]) -> None:
         listed = " ".join(f"{x:6.0f}" for x in rates)
         print(
             f"({v.key}) {v.label:<20} median {result['median_tasks_per_s'][v.key]:6.0f} tasks/s  [{listed}]"
+            f"  CPU s/1000 tasks: worker {result['median_worker_cpu_s_per_1000'][v.key]:.2f}"
+            f", Redis {result['median_redis_cpu_s_per_1000'][v.key]:.2f}"
         )
     live, events = 100 * result["overhead_celery_live"], 100 * result["overhead_celery_events"]
     print(f"\nb/a = {result['b_over_a']:.3f} -> celery-live overhead {live:.1f} %")
@@ -211,7 +238,8 @@ def main() -> None:
             print(
                 f"round {number} ({variant.key}): {r['tasks_per_s']:6.0f} tasks/s "
                 f"({r['span_s']:.2f} s; {r['events_logged']} celery-live events logged; "
-                f"machine {r['machine_busy_pct']:.0f} % busy)"
+                f"machine {r['machine_busy_pct']:.0f} % busy; CPU s/1000 tasks: "
+                f"worker {r['worker_cpu_s_per_1000']:.2f}, Redis {r['redis_cpu_s_per_1000']:.2f})"
             )
     print()
     result = summarise(rounds)

@@ -18,6 +18,20 @@ KIND_CHOICES = [
     ("test", "Single step (test_task)"),
 ]
 TASKS = {"example": example_async_task, "test": test_task}
+SURROGATE_ERROR = "Contains an invalid character (a lone UTF-16 surrogate)."
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """Whether `value` is text UTF-8 cannot carry: a lone UTF-16 surrogate, as JSON's
+    `"\\ud800"` or an undecodable command-line byte makes. It would reach Redis and the
+    database in every event of the run."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def error_messages(form: forms.Form) -> dict[str, list[str]]:
@@ -41,6 +55,17 @@ class LaunchForm(forms.Form):
         help_text="Empty: the task's default (1 s, 2 s for test_task)",
     )
     fail_at = forms.IntegerField(label="Fail at iteration", min_value=1, required=False)
+
+    def full_clean(self) -> None:
+        """Validate as usual; a field holding a lone surrogate gets that error alone (the
+        field's own message may quote the value, which no page can then encode)."""
+        super().full_clean()
+        if not self.is_bound:
+            return
+        for name in self.fields:
+            if has_lone_surrogate(self.data.get(self.add_prefix(name))):
+                self.errors.pop(name, None)
+                self.add_error(name, SURROGATE_ERROR)
 
     def clean_kind(self) -> str:
         return self.cleaned_data.get("kind") or "example"

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import current_task
 
 from .events import publish
+
+logger = logging.getLogger(__name__)
+
+#: Whether this process's last PROGRESS write to the result backend failed (so an outage
+#: is logged once, not once per call).
+_backend_down = False
 
 
 def report_progress(current: int, total: int, result: Any = None) -> None:
@@ -15,7 +22,9 @@ def report_progress(current: int, total: int, result: Any = None) -> None:
     Stores ``PROGRESS`` with ``{"current", "total", "result"}`` in the result backend (so
     ``AsyncResult(id).info`` shows it) and publishes a ``task.progress`` event. Outside a
     worker (a task called directly, as `test_celery` without ``--async`` does) it does
-    nothing.
+    nothing. Never raises into the task: a monitor must not fail the work it watches.
+    While Redis is away the backend write is skipped with one warning, and the event is
+    buffered and published when Redis is back.
     """
     from django.conf import settings
 
@@ -25,7 +34,7 @@ def report_progress(current: int, total: int, result: Any = None) -> None:
         return
     meta = {"current": int(current), "total": int(total), "result": result}
     if not request.is_eager:
-        task.update_state(state="PROGRESS", meta=meta)
+        _store_progress(task, meta)
     if not settings.CELERY_LIVE_INSTRUMENT:
         return
     publish(
@@ -36,3 +45,24 @@ def report_progress(current: int, total: int, result: Any = None) -> None:
         worker=request.hostname,
         data={**meta, "attempt": int(request.retries or 0)},
     )
+
+
+def _store_progress(task: Any, meta: dict[str, Any]) -> None:
+    """Best effort: `update_state` raises (ConnectionError) while Redis is away."""
+    global _backend_down
+    try:
+        task.update_state(state="PROGRESS", meta=meta)
+    except Exception as exc:
+        if not _backend_down:
+            _backend_down = True
+            logger.warning(
+                "celery-live: could not store PROGRESS of %s in the result backend (%s: %s); "
+                "the task goes on, its progress events are kept; not logged again until it is back",
+                task.request.id,
+                type(exc).__name__,
+                exc,
+            )
+        return
+    if _backend_down:
+        _backend_down = False
+        logger.warning("celery-live: the result backend takes PROGRESS again")

@@ -27,7 +27,7 @@ from typing import Any
 
 from celery import signals
 
-from .events import RERUN_HEADER, publish
+from .events import RERUN_HEADER, get_publisher, publish
 from .workers import current_instance
 
 logger = logging.getLogger(__name__)
@@ -238,3 +238,10 @@ def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
 @signals.worker_shutdown.connect(dispatch_uid="celery_live.worker_offline")
 def on_worker_shutdown(sender: Any = None, **kwargs: Any) -> None:
     publish("worker.offline", worker=getattr(sender, "hostname", None))
+
+
+@signals.worker_process_shutdown.connect(dispatch_uid="celery_live.flush")
+def on_worker_process_shutdown(**kwargs: Any) -> None:
+    # A pool child leaves with os._exit (no atexit): publish what it still buffers first
+    # (Redis was away), or say how many events are lost.
+    get_publisher().close()

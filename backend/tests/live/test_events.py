@@ -13,7 +13,9 @@ def test_make_event_builds_the_documented_format():
     )
     assert event["v"] == 1
     assert event["state"] == "PROGRESS"
-    assert set(event) == {"v", "type", "task_id", "name", "state", "ts", "worker", "data"}
+    assert set(event) == {"v", "type", "task_id", "name", "state", "ts", "uid", "worker", "data"}
+    assert len(event["uid"]) == 16
+    assert event["uid"] != events.make_event("task.progress", task_id="t1")["uid"]
 
 
 @pytest.mark.parametrize(("type_", "fields"), [("task.nope", {"task_id": "t"}), ("task.sent", {})])
@@ -60,17 +62,28 @@ def test_parse_id_rejects_what_is_not_an_event_id(bad):
         events.parse_id(bad)
 
 
-def test_publish_never_raises_when_redis_is_down(caplog, settings):
+def test_publish_never_raises_when_redis_is_down(caplog, monkeypatch):
     publisher = events.Publisher("redis://127.0.0.1:1/0")
-    event = events.make_event("task.sent", task_id="t")
-    with pytest.raises(Exception):  # noqa: B017 - the raw publisher does raise...
-        publisher.publish(event)
-    original = events._publisher
-    events._publisher = publisher
+    monkeypatch.setattr(events, "_publisher", publisher)
     try:
-        assert events.publish("task.sent", task_id="t") is None  # ...the public one logs instead
+        assert events.publish("task.sent", task_id="t") is None  # buffered: no id
+        assert events.publish("task.progress", wait=False, task_id="t")["uid"]
+        assert publisher.stats()["buffered"] >= 2  # (and whatever another thread published)
+        assert caplog.text.count("cannot publish to Redis") == 1  # once per outage, not per event
     finally:
-        events._publisher = original
+        left = publisher.close(timeout=0)
+    assert left >= 2
+    assert f"{left} events could not be published" in caplog.text
+
+
+def test_publish_logs_and_counts_what_it_cannot_handle(caplog, monkeypatch):
+    def broken(event):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(events._publisher, "publish", broken)
+    errors = events._publisher.errors
+    assert events.publish("task.sent", task_id="t") is None
+    assert events._publisher.errors == errors + 1
     assert "could not publish task.sent" in caplog.text
 
 
@@ -125,3 +138,17 @@ def test_threads_publishing_without_waiting_share_the_connection_safely():
         stored = wait_for(lambda t=t: len(history.task_events(f"thread-{t}")) == 200, timeout=5)
         assert stored
         assert [e["data"]["current"] for e in history.task_events(f"thread-{t}")] == list(range(1, 201))
+
+
+def test_an_event_with_a_lone_surrogate_is_published_with_a_replacement_character():
+    # JSON's "\ud800" makes a str that UTF-8 cannot carry; one bad string must not cost the event.
+    published = events.publish("task.progress", task_id="sur", data={"result": "lone \ud800", "n": 1})
+    assert published is not None
+    assert published["id"]
+    events.publish("task.progress", wait=False, task_id="sur", data={"result": ["\udc80\ud83d\ude00"]})
+    events.publish("task.log", wait=False, task_id="sur\ud800", data={"message": "id too"})
+    assert events.get_publisher().flush(5)
+    stored = history.task_events("sur")
+    assert [e["data"]["result"] for e in stored] == ["lone \ufffd", ["\ufffd\U0001f600"]]
+    assert history.task_events("sur\ufffd")[0]["data"]["message"] == "id too"
+    assert events.utf8("fine \U0001f600") == "fine \U0001f600".encode()
