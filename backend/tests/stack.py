@@ -175,3 +175,18 @@ def _stop(process: subprocess.Popen | None) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def start_web_only(**env: str) -> Stack:
+    """Daphne alone (migrated database, no worker or recorder), with `env` over the test
+    run's environment: e.g. its own REDIS_URL, so a test may stop that Redis."""
+    web = Stack()
+    web.env.update(env)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=BACKEND_DIR,
+        env=web.env,
+        check=True,
+    )
+    web.start_web()
+    return web

@@ -7,7 +7,7 @@ Daphne's event loop. Both read what `events.Publisher` writes.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 import redis.asyncio as aioredis
@@ -125,6 +125,13 @@ def _database_events_after(since: str, before: str, limit: int) -> list[dict[str
 database_events_after = sync_to_async(_database_events_after)
 
 
+class Head(NamedTuple):
+    """Where the log stands: its last id and the id Redis would give the next event."""
+
+    last_id: str
+    next_id: str
+
+
 class AsyncLog:
     """The same reads for asyncio code; one connection pool per process and event loop."""
 
@@ -139,6 +146,26 @@ class AsyncLog:
     async def last_id(self) -> str:
         newest = await self.client.xrevrange(stream_key(), count=1)
         return newest[0][0] if newest else ZERO_ID
+
+    async def head(self) -> Head:
+        """The stream's last generated id ("0-0" when Redis holds no stream) and the id
+        the next event would get: XADD gives max(Redis' clock in ms, last id + 1), so an
+        id at or past `next_id` is ahead of the log, and a reader positioned there would
+        wait forever (e.g. after Redis lost its data and its clock went back)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.time()
+            pipe.xinfo_stream(stream_key())
+            (seconds, micros), info = await pipe.execute(raise_on_error=False)
+        if isinstance(info, redis.ResponseError):
+            if "no such key" not in str(info).lower():
+                raise info
+            last_id = ZERO_ID  # Redis holds no log
+        else:
+            last_id = info["last-generated-id"]  # kept even when trimming emptied the stream
+        ms, seq = parse_id(last_id)
+        now_ms = seconds * 1000 + micros // 1000
+        next_id = f"{now_ms}-0" if now_ms > ms else f"{ms}-{seq + 1}"
+        return Head(last_id, next_id)
 
     async def first_id(self) -> str | None:
         oldest = await self.client.xrange(stream_key(), count=1)

@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from apps.assets.tasks import example_async_task
-from apps.live import consumers, events, relay
+from apps.live import consumers, events
 from config.asgi import application
 
 ORIGIN = [(b"origin", b"http://localhost")]
@@ -121,8 +121,10 @@ async def test_page_socket_sends_htmx_swaps_with_user_text_escaped(celery_worker
     await ws.disconnect()
 
 
-async def test_a_viewer_that_falls_too_far_behind_while_catching_up_is_told_to_reconnect(monkeypatch):
-    monkeypatch.setattr(relay, "SUBSCRIBER_QUEUE_SIZE", 3)
+async def test_a_viewer_that_falls_too_far_behind_while_catching_up_is_told_to_reconnect(
+    monkeypatch, settings
+):
+    settings.CELERY_LIVE_VIEWER_QUEUE = 3
     since = await sync_to_async(events.publish)("task.sent", task_id="before", name="n")
     burst_logged = asyncio.Event()
     catch_up = consumers.LogConsumer._catch_up
@@ -157,7 +159,7 @@ async def test_a_viewer_that_falls_too_far_behind_while_catching_up_is_told_to_r
             output = await ws.receive_output(10)
             if output["type"] == "websocket.close":
                 break
-    assert output["code"] == 1013
+    assert output["code"] == consumers.Close.BEHIND == 4408
 
 
 async def test_a_live_viewer_gets_a_burst_whole_and_in_order():
@@ -175,7 +177,7 @@ async def test_a_live_viewer_gets_a_burst_whole_and_in_order():
 
 
 async def test_an_idle_viewer_stays_connected_past_redis_timeouts():
-    # redis-py 8 + channels-redis 4.3 closed idle consumers after ~5 s (design.md).
+    # redis-py 8 + channels-redis 4.3 closed idle consumers after ~5 s (README, Troubleshooting).
     ws = await connect("/ws/events/?task=late")  # nothing but "late" reaches this viewer
     assert await ws.receive_nothing(11, interval=0.5)  # no frame, and no close
     event = await sync_to_async(events.publish)("task.sent", task_id="late", name="n")

@@ -1,6 +1,8 @@
 """The page in a real browser: launch in one, watch in two (real Daphne, worker, Chromium)."""
 
+import itertools
 import json
+import time
 
 import pytest
 
@@ -138,3 +140,42 @@ def test_a_long_unbroken_message_does_not_widen_the_page(two_pages):
     for page in (viewer_a, viewer_b):
         wait_state(page, task_id, "Succeeded")
         assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+
+
+#: Records, in the page, when its socket dropped and when each reconnect began.
+RECORD_RECONNECTS = """
+window.__attempts = [];
+window.__droppedAt = null;
+document.addEventListener("htmx:wsConnecting", () => window.__attempts.push(performance.now()));
+new MutationObserver(() => {
+  if (document.documentElement.dataset.connection === "reconnecting" && window.__droppedAt === null)
+    window.__droppedAt = performance.now();
+}).observe(document.documentElement, {attributes: true, attributeFilter: ["data-connection"]});
+"""
+
+
+def test_pages_are_live_again_seconds_after_the_server_and_reload_when_told_to_resync(browser, stack):
+    steady, stale = open_page(browser, stack.url), open_page(browser, stack.url)
+    steady.evaluate(RECORD_RECONNECTS)
+    stack.stop_web()
+    for page in (steady, stale):
+        page.wait_for_selector("#connection.conn--reconnecting", timeout=10_000)
+    # What a page holds after Redis lost its data and its ids went back: its socket is
+    # refused with 4409, and the page reloads its snapshot by itself.
+    stale.evaluate("document.getElementById('live-cursor').dataset.lastId = '99999999999999-0'")
+    stack.start_web()
+    back = time.monotonic()
+    steady.wait_for_selector("#connection.conn--live", timeout=10_000)
+    live_after = time.monotonic() - back
+    dropped, attempts = steady.evaluate("[window.__droppedAt, window.__attempts]")
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
+    assert attempts[0] - dropped < 1000, f"first retry after {attempts[0] - dropped:.0f} ms"
+    assert max(gaps) < 5500, f"retries {[round(g) for g in gaps]} ms apart"
+    assert live_after < 3, f"live {live_after:.1f} s after the server was back (retries {gaps} ms apart)"
+    assert steady.evaluate("window.__sameDocument") is True  # reconnected, not reloaded
+
+    stale.wait_for_function("window.__sameDocument === undefined", timeout=15_000)  # reloaded
+    stale.wait_for_selector("#connection.conn--live", timeout=10_000)
+    assert stale.locator("#live-cursor").get_attribute("data-last-id") != "99999999999999-0"
+    for page in (steady, stale):
+        page.context.close()

@@ -2,8 +2,11 @@
  *
  * - Every (re)connect of the page socket resends `since` = the last event id applied,
  *   so the server replays exactly what this page missed (htmx-ext-ws reuses one URL).
- * - The connection indicator (live / reconnecting), and reconnecting on *any* close:
- *   htmx-ext-ws retries only on 1006/1011/1012/1013.
+ * - Reconnecting, all of it here: on any close, the first retry within 0.5 s, then a
+ *   capped backoff (5 s at most) with jitter, and at once when the tab becomes visible
+ *   or the browser goes online. Close codes (README, "Live JSON"): 4409 (the log
+ *   restarted) reloads the page, its snapshot; 4400 (a bad request) is not retried.
+ * - The connection indicator (live / reconnecting / catching up).
  * - "Catching up…" after a reconnect until the server says the page has all it missed.
  * - Inserting list rows the page does not have yet (a new run, or one that now matches
  *   the filters), newest first: htmx reports an out-of-band swap with no target.
@@ -11,8 +14,16 @@
  */
 (function () {
   "use strict";
-  var RETRIED_BY_HTMX = [1006, 1011, 1012, 1013];
+  var BAD_REQUEST = 4400;
+  var RESYNC = 4409;
+  var FIRST_RETRY_MS = 500;
+  var MAX_RETRY_MS = 5000;
+  var RESYNC_KEY = "celery-live:resynced-at";
+  var socket = null; // the page socket made last
+  var element = null; // its ws-connect element
+  var link = null; // htmx-ext-ws's handle on it (reconnect)
   var retries = 0;
+  var timer = null; // the pending retry
 
   function cursor() {
     var el = document.getElementById("live-cursor");
@@ -25,9 +36,17 @@
     if (since) u.searchParams.set("since", since);
     var status = document.getElementById("live-status");
     if (status) status.setAttribute("data-state", since ? "behind" : "live");
-    var socket = new WebSocket(u.toString());
-    socket.binaryType = htmx.config.wsBinaryType;
-    return socket;
+    var ws = new WebSocket(u.toString());
+    ws.binaryType = htmx.config.wsBinaryType;
+    // Registered before htmx-ext-ws sets its onclose, so it runs first and stops it: the
+    // extension would retry by itself on 1006/1011/1012/1013 only, on a timer that can be
+    // neither hurried nor cancelled (htmx:wsClose is not fired either).
+    ws.addEventListener("close", function (evt) {
+      evt.stopImmediatePropagation();
+      closed(ws, evt.code);
+    });
+    socket = ws;
+    return ws;
   };
 
   function setConnection(state, text) {
@@ -38,28 +57,79 @@
     document.documentElement.setAttribute("data-connection", state);
   }
 
-  document.addEventListener("htmx:wsConnecting", function () {
+  // Retry n (1, 2, ...) waits between half and all of min(5 s, 0.5 s x 1.5^(n-1)): within
+  // 0.5 s, 0.75, 1.1, 1.7, 2.5, 3.8, then 5 s; the jitter spreads the pages of a server
+  // that comes back. (htmx-ext-ws's own waited up to 64 s: pages came back ~10 s after
+  // the server did.)
+  function backoff(n) {
+    var ceiling = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * Math.pow(1.5, n - 1));
+    return ceiling * (0.5 + Math.random() / 2);
+  }
+
+  function closed(ws, code) {
+    if (ws !== socket || !element || !document.body.contains(element)) return; // replaced, or gone
+    if (code === RESYNC) return resync();
+    if (code === BAD_REQUEST) {
+      // The same request would be refused again: say so rather than loop.
+      setConnection("error", "Disconnected: reload the page");
+      return;
+    }
+    retries += 1;
+    setConnection("reconnecting", "Reconnecting…");
+    clearTimeout(timer);
+    timer = setTimeout(reconnectNow, backoff(retries));
+  }
+
+  function reconnectNow() {
+    clearTimeout(timer);
+    timer = null;
+    if (link) link.reconnect();
+  }
+
+  function retryNowIfWaiting() {
+    if (timer !== null) reconnectNow();
+  }
+
+  // The server's log restarted (Redis lost its data): this page's ids mean nothing there.
+  // A reload shows the server's state afresh with a cursor it can follow; one right after
+  // another waits first, so a server that keeps answering 4409 cannot make a reload loop.
+  function resync() {
+    setConnection("behind", "Reloading…");
+    var last = Number(window.sessionStorage.getItem(RESYNC_KEY)) || 0;
+    var wait = Date.now() - last < 10000 ? MAX_RETRY_MS : 0;
+    setTimeout(function () {
+      window.sessionStorage.setItem(RESYNC_KEY, String(Date.now()));
+      window.location.reload();
+    }, wait);
+  }
+
+  // The extension's handle on the socket comes with its open and error events (an error
+  // always precedes the close of a socket that never opened).
+  function keepLink(evt) {
+    var wrapper = evt.detail.socketWrapper;
+    link = (wrapper && wrapper.publicInterface) || wrapper;
+  }
+
+  document.addEventListener("htmx:wsConnecting", function (evt) {
+    element = evt.target;
     setConnection(retries ? "reconnecting" : "connecting", retries ? "Reconnecting…" : "Connecting…");
   });
+  document.addEventListener("htmx:wsError", keepLink);
   function showStatus() {
     var status = document.getElementById("live-status");
     if (status && status.getAttribute("data-state") === "behind") setConnection("behind", "Catching up…");
     else setConnection("live", "Live");
   }
 
-  document.addEventListener("htmx:wsOpen", function () {
+  document.addEventListener("htmx:wsOpen", function (evt) {
+    keepLink(evt);
     retries = 0;
     showStatus();
   });
-  document.addEventListener("htmx:wsClose", function (evt) {
-    retries += 1;
-    setConnection("reconnecting", "Reconnecting…");
-    var code = evt.detail.event.code;
-    if (RETRIED_BY_HTMX.indexOf(code) === -1 && document.body.contains(evt.target)) {
-      var delay = Math.random() * Math.min(30000, 500 * Math.pow(2, Math.min(retries, 6)));
-      setTimeout(function () { evt.detail.socketWrapper.reconnect(); }, delay);
-    }
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") retryNowIfWaiting();
   });
+  window.addEventListener("online", retryNowIfWaiting);
 
   function formatTimes(root) {
     (root || document).querySelectorAll("time[data-ts]").forEach(function (el) {
