@@ -23,6 +23,7 @@ from typing import Any
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 
+from .events import GAP
 from .history import AsyncLog
 from .state import RunCache, RunState
 
@@ -73,6 +74,11 @@ def render_progress(run: RunState) -> str:
 
 def render_iteration(index: int, result: Any) -> str:
     return render_to_string("live/_iteration.html", {"index": index, "result": result})
+
+
+def render_gap_notice(event: dict[str, Any]) -> str:
+    """A notice at the top of every page: events a process had to drop while Redis was away."""
+    return render_to_string("live/_gap_notice.html", {"event": event, "data": event.get("data") or {}})
 
 
 def render_cursor(event_id: str) -> str:
@@ -196,6 +202,8 @@ class FragmentRenderer:
         self.max_fragments = max_fragments
 
     async def fragment(self, event: dict[str, Any], log: AsyncLog, view: PageView = INDEX) -> str:
+        if event.get("type") == GAP:
+            return render_gap_notice(event)
         if not (event.get("task_id") and event["type"].startswith("task.")):
             return ""
         key = (event["id"], view.kind)

@@ -18,6 +18,7 @@ import pytest
 from apps.assets.tasks import example_async_task
 from apps.live import events
 from apps.live.recorder import GROUP, Recorder
+from apps.live.workers import workers_key
 from tests.helpers import wait_for
 
 QUEUE = "doomed"
@@ -28,12 +29,17 @@ def state_of(stack, task_id):
 
 
 def wait_state(stack, task_id, states, timeout):
-    return wait_for(
-        lambda: (run := state_of(stack, task_id)).get("state") in states and run,
-        timeout,
-        interval=0.2,
-        message=f"{task_id} to be {states}",
-    )
+    try:
+        return wait_for(
+            lambda: (run := state_of(stack, task_id)).get("state") in states and run,
+            timeout,
+            interval=0.2,
+            message=f"{task_id} to be {states}",
+        )
+    except AssertionError as exc:  # say what the reaper saw: the run, the beats, its log
+        beats = events.get_publisher().client.hgetall(workers_key())
+        log = (stack.log_dir / "recorder.log").read_text(errors="replace")[-3000:]
+        raise AssertionError(f"{exc}\nrun: {state_of(stack, task_id)}\nbeats: {beats}\n{log}") from None
 
 
 def wait_progress(stack, task_id, at_least=1):
@@ -124,32 +130,48 @@ def recorded_successes(stack, task_ids):
         return rows.fetchone()[0]
 
 
-def test_a_recorder_stopped_then_killed_with_entries_in_hand_never_sets_runs_back(stack):
-    task_ids = [f"rec-{i}" for i in range(6)]
-    # Each test starts with no log (conftest): give the recorder its group back and the
-    # time to be waiting on it again before stopping it.
+def publish_run_starts(task_ids):
+    """sent, received, started of each run in one transaction: a recorder waiting in
+    XREADGROUP is handed all of them at once."""
+    publisher = events.get_publisher()
+    pipe = publisher.client.pipeline(transaction=True)
+    script = publisher._ensure()
+    for task_id in task_ids:
+        for etype in ("task.sent", "task.received", "task.started"):
+            event = events.make_event(etype, task_id=task_id, name="n", worker="w@h")
+            keys, args = events.Publisher._script_call(event)
+            script(keys=keys, args=args, client=pipe)
+    pipe.execute()
+
+
+def stop_recorder_holding_entries(stack, attempts=10):
+    """SIGSTOP the stack's recorder once it holds entries it read and never acknowledged:
+    it must be stopped while waiting in XREADGROUP, not between two reads; the run ids
+    that it holds."""
+    client = events.get_publisher().client
+    # Each test starts with no log (conftest): give the recorder its group back.
     Recorder(name="tests").ensure_group()
-    time.sleep(1.5)
-    os.kill(stack.recorder.pid, signal.SIGSTOP)
+    for attempt in range(attempts):
+        time.sleep(0.3 + 0.1 * attempt)
+        os.kill(stack.recorder.pid, signal.SIGSTOP)
+        task_ids = [f"rec-{attempt}-{i}" for i in range(6)]
+        publish_run_starts(task_ids)
+        time.sleep(0.3)
+        if client.xpending(events.stream_key(), GROUP)["pending"] >= len(task_ids) * 3:
+            return task_ids
+        os.kill(stack.recorder.pid, signal.SIGCONT)  # it was between reads: again
+    raise AssertionError("the recorder never held entries when stopped")
+
+
+def test_a_recorder_stopped_then_killed_with_entries_in_hand_never_sets_runs_back(stack):
     try:
-        # One transaction: the stopped recorder's pending XREADGROUP is handed all of it.
-        client = events.get_publisher().client
-        pipe = client.pipeline(transaction=True)
-        script = events.get_publisher()._ensure()
-        for task_id in task_ids:
-            for etype in ("task.sent", "task.received", "task.started"):
-                event = events.make_event(etype, task_id=task_id, name="n", worker="w@h")
-                keys, args = events.Publisher._script_call(event)
-                script(keys=keys, args=args, client=pipe)
-        pipe.execute()
-        time.sleep(0.5)
-        pending = client.xpending(events.stream_key(), GROUP)["pending"]
-        assert pending >= len(task_ids) * 3, "the stopped recorder holds no entries"
+        task_ids = stop_recorder_holding_entries(stack)
         for task_id in task_ids:
             events.publish("task.succeeded", task_id=task_id, name="n", data={"result": "ok"})
     finally:
         os.kill(stack.recorder.pid, signal.SIGKILL)
         stack.recorder.wait()
+    client = events.get_publisher().client
     stack.start_recorder()
     started = time.monotonic()
     counts = []

@@ -1,0 +1,25 @@
+"""Fragments for the page: what a viewer sees of events that are not a run's."""
+
+from apps.live.events import GAP, make_event
+from apps.live.fragments import render_gap_notice
+
+
+def test_a_gap_marker_becomes_a_notice_on_every_page_naming_the_runs_it_touched():
+    event = make_event(
+        GAP,
+        worker="celery@box",
+        data={"lost": 12, "task_ids": ["abc", "<b>x"], "since": 1.0, "until": 7.0, "process": "box:42"},
+    )
+    html = render_gap_notice(event)
+    assert 'hx-swap-oob="afterbegin:#notices"' in html
+    assert "12 events lost while Redis was down" in html
+    assert "from box:42 (celery@box)" in html
+    assert '<a href="/tasks/abc/">abc</a>' in html
+    assert "<b>x" not in html  # escaped like everything a process reports
+    assert "&lt;b&gt;x" in html
+
+
+def test_a_single_lost_event_reads_as_one():
+    html = render_gap_notice(make_event(GAP, data={"lost": 1, "task_ids": [], "since": 1.0, "until": 2.0}))
+    assert "1 event lost while Redis was down" in html
+    assert "Runs affected" not in html
