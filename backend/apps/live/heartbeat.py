@@ -69,6 +69,11 @@ class LiveHeartbeat(bootsteps.StartStopStep):
             self._thread.join(5)
             self._thread = None
 
+    def terminate(self, worker) -> None:
+        # A cold shutdown (and the tests' in-thread worker) terminates steps instead of
+        # stopping them; StartStopStep's own terminate would leave this thread beating.
+        self.stop(worker)
+
     def shutdown(self, worker) -> None:
         self.stop(worker)
         with contextlib.suppress(Exception):  # the reaper copes with a missing goodbye

@@ -15,7 +15,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from .events import decode_entry, get_publisher, parse_id, runs_key, stream_key, task_key
-from .state import RunState, fold
+from .state import RunState, fold, log_order
 
 ZERO_ID = "0-0"
 
@@ -26,8 +26,28 @@ def _client() -> redis.Redis:
 
 def task_events(task_id: str) -> list[dict[str, Any]]:
     """Every event of run `task_id`, in log order (from Redis, else from the database)."""
-    events = [json.loads(raw) for raw in _client().lrange(task_key(task_id), 0, -1)]
-    return events or recorded_task_events(task_id)
+    return with_recorded(task_id, [json.loads(raw) for raw in _client().lrange(task_key(task_id), 0, -1)])
+
+
+def is_partial(events: list[dict[str, Any]]) -> bool:
+    """Whether Redis' copy of a run lacks its beginning: empty, or not starting with its
+    `task.sent` (Redis lost its data, and the run's later events started a new list)."""
+    return not events or events[0].get("type") != "task.sent"
+
+
+def with_recorded(task_id: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`events` (Redis' copy) after the recorded ones they lack, when they are partial."""
+    if not is_partial(events):
+        return events
+    return merge_recorded(recorded_task_events(task_id), events)
+
+
+def merge_recorded(recorded: list[dict[str, Any]], events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The recorded events older than Redis' first one, then Redis' events."""
+    if not events:
+        return recorded
+    first = log_order(events[0])
+    return [e for e in recorded if log_order(e) < first] + events
 
 
 def recorded_task_events(task_id: str) -> list[dict[str, Any]]:
@@ -65,7 +85,7 @@ def recent_runs(limit: int = 50, before: float | None = None, until_id: str | No
     runs = []
     limit_id = parse_id(until_id) if until_id else None
     for task_id, raws in zip(ids, pipe.execute(), strict=False):
-        events = [json.loads(raw) for raw in raws]
+        events = with_recorded(task_id, [json.loads(raw) for raw in raws])
         if limit_id is not None:
             events = [e for e in events if parse_id(e["id"]) <= limit_id]
         if events:
@@ -184,9 +204,9 @@ class AsyncLog:
 
     async def task_events(self, task_id: str) -> list[dict[str, Any]]:
         events = [json.loads(raw) for raw in await self.client.lrange(task_key(task_id), 0, -1)]
-        if events:
+        if not is_partial(events):
             return events
-        return await sync_to_async(recorded_task_events)(task_id)
+        return merge_recorded(await sync_to_async(recorded_task_events)(task_id), events)
 
     async def close(self) -> None:
         await self.client.aclose()

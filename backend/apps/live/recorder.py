@@ -28,11 +28,11 @@ import redis
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, connection, transaction
 
-from .events import decode_entry, stream_key
+from .events import decode_entry, parse_id, stream_key
 from .history import task_events
 from .models import Event, Run
 from .reaper import Reaper
-from .state import RunCache, RunState
+from .state import RunCache, RunState, log_order
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class Recorder:
 
     def _state_after(self, task_events_in_batch: list[dict]) -> RunState:
         run = None
-        for event in sorted(task_events_in_batch, key=lambda e: e.get("seq", 0)):
+        for event in sorted(task_events_in_batch, key=log_order):
             run = self.runs.advance(event)
             if run is None:
                 run = self.runs.reload(event, task_events(event["task_id"]))
@@ -172,18 +172,26 @@ def database_reachable() -> bool:
         return False
 
 
-def save_run(state: RunState) -> None:
-    """Write a run's row, only ever forward: a state folded from fewer of its events
-    (older entries a restarted recorder took over late) never overwrites a newer one."""
+def save_run(state: RunState, attempts: int = 3) -> None:
+    """Write a run's row, only ever forward: a state folded up to an older event (entries a
+    restarted recorder took over late) never overwrites one folded further. Compared by
+    event id, not seq: ids keep growing when Redis loses its data, a run's seq starts over."""
     fields = Run.fields_from_state(state)
-    newer = Run.objects.filter(task_id=state.task_id, last_seq__lt=state.last_seq)
-    if newer.update(**fields) or Run.objects.filter(task_id=state.task_id).exists():
-        return
-    try:
-        with transaction.atomic():  # a savepoint: another recorder may create it first
-            Run.objects.create(task_id=state.task_id, **fields)
-    except IntegrityError:
-        newer.update(**fields)
+    for _ in range(attempts):
+        stored = Run.objects.filter(task_id=state.task_id).values_list("last_event_id", flat=True).first()
+        if stored is None:
+            try:
+                with transaction.atomic():  # a savepoint: another recorder may create it first
+                    Run.objects.create(task_id=state.task_id, **fields)
+                return
+            except IntegrityError:
+                continue
+        if stored and parse_id(stored) >= log_order({"id": state.last_id}):
+            return
+        # Only if no other recorder moved it meanwhile; else look again.
+        if Run.objects.filter(task_id=state.task_id, last_event_id=stored).update(**fields):
+            return
+    logger.warning("celery-live recorder: run %s kept changing meanwhile; left as it is", state.task_id)
 
 
 _thread: threading.Thread | None = None

@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .events import parse_id
+
 FINAL_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED", "LOST"})
 RANK = {"PENDING": 0, "RECEIVED": 1, "STARTED": 2, "PROGRESS": 3, "RETRY": 4}
 
@@ -108,12 +110,14 @@ class RunState:
             return self
         self._seen.add(key)
         self.events.append(event)
-        if self.first_seen is None or (event.get("seq") == 1 and event.get("ts")):
-            self.first_seen = event.get("ts")
+        if event.get("ts") and (self.first_seen is None or event["ts"] < self.first_seen):
+            self.first_seen = event["ts"]
         if event.get("ts") and (self.last_event_at is None or event["ts"] > self.last_event_at):
             self.last_event_at = event["ts"]
-        if event.get("seq", 0) > self.last_seq:
-            self.last_seq, self.last_id = event["seq"], event.get("id")
+        if self.last_id is None or log_order(event) > log_order({"id": self.last_id, "seq": self.last_seq}):
+            # The newest event: its id says how far this state goes; its seq is where the
+            # run's list in Redis stands (it starts again at 1 if Redis lost its data).
+            self.last_seq, self.last_id = event.get("seq", 0), event.get("id")
         data = event.get("data") or {}
         etype = event.get("type")
         ts = event.get("ts")
@@ -206,6 +210,13 @@ class RunState:
         return out
 
 
+def log_order(event: dict) -> tuple[int, int]:
+    """Where an event stands in the log: its stream id, which grows across Redis restarts
+    (ids are times), unlike `seq`, which a run's list starts again if Redis lost its data."""
+    event_id = event.get("id")
+    return parse_id(event_id) if event_id else (0, event.get("seq") or 0)
+
+
 def fold(task_id: str, events: Iterable[dict]) -> RunState:
     """The state of run `task_id` after `events` (in log order)."""
     run = RunState(task_id=task_id)
@@ -238,14 +249,14 @@ class RunCache:
 
     def reload(self, event: dict, stored: Iterable[dict]) -> RunState:
         """The run right after `event`, folded from its stored events (up to that one)."""
-        task_id, seq = event["task_id"], event.get("seq", 0)
-        events = [e for e in stored if e.get("seq", 0) <= seq]
+        task_id, until = event["task_id"], log_order(event)
+        events = [e for e in stored if log_order(e) <= until]
         if not any(e.get("id") == event.get("id") for e in events):
             events.append(event)
-        events.sort(key=lambda e: e.get("seq", 0))
+        events.sort(key=log_order)
         state = fold(task_id, events)
         known = self.runs.get(task_id)
-        if known is None or state.last_seq >= known.last_seq:
+        if known is None or until >= log_order({"id": known.last_id, "seq": known.last_seq}):
             self.runs[task_id] = state
             self.runs.move_to_end(task_id)
             if len(self.runs) > self.max_runs:

@@ -129,3 +129,23 @@ def test_one_run_that_cannot_be_recorded_does_not_stop_the_others(monkeypatch, c
     assert not Run.objects.filter(task_id="poison").exists()
     assert Event.objects.filter(task_id="poison").count() == 0
     assert "could not record 1 events of run 'poison'; skipped" in caplog.text
+
+
+def test_a_run_redis_lost_keeps_its_recorded_beginning_and_still_moves_forward():
+    name = "apps.assets.tasks.test_task"
+    events.publish("task.sent", task_id="r", name=name, data={"args": ["kept"], "kwargs": {}})
+    events.publish("task.received", task_id="r", name=name, worker="w@h")
+    events.publish("task.started", task_id="r", name=name, worker="w@h")
+    record_all()
+    client = events.get_publisher().client
+    client.delete(*client.keys(f"{stream_key()}*"))  # Redis restarted empty
+    lost = events.publish("task.lost", task_id="r", name=name, worker="w@h", data={"reason": "gone"})
+    assert lost["seq"] == 1  # the run's list starts over; its ids keep growing
+    record_all()
+    row = Run.objects.get(task_id="r")
+    assert (row.state, row.args, row.last_event_id) == ("LOST", ["kept"], lost["id"])
+    from apps.live import history
+
+    run = history.get_run("r")
+    assert [e["type"] for e in run.events] == ["task.sent", "task.received", "task.started", "task.lost"]
+    assert (run.state, run.args, run.worker) == ("LOST", ["kept"], "w@h")
