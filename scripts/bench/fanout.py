@@ -8,7 +8,7 @@ uses the `websockets` library instead), then runs a load generator process that 
 `task.progress` events for a few fake runs through `events.publish` at a steady rate.
 Every viewer records, for every frame, receive time - the event's `ts` (both this
 machine's wall clock) and the event's id; once the generator is done, each viewer must
-hold every id it published (a viewer closed with 1013 reconnects with `since`, and the
+hold every id it published (a viewer closed with 4408 (behind) reconnects with `since`, and the
 close is counted).
 
 The burst scenario connects 100 viewers and has the worker (concurrency 2) run

@@ -41,6 +41,7 @@ def test_publish_assigns_ordered_ids_and_a_sequence_per_run():
     assert history.task_events("a")[1]["id"] == second["id"]
 
 
+@pytest.mark.django_db  # a run with no task.sent in Redis is completed from the database
 def test_the_stream_and_the_run_list_hold_the_same_event():
     published = events.publish("task.progress", task_id="a", name="n", data={"current": 1, "total": 1})
     [from_stream] = history.read_after("0-0")
@@ -87,6 +88,7 @@ def test_publish_logs_and_counts_what_it_cannot_handle(caplog, monkeypatch):
     assert "could not publish task.sent" in caplog.text
 
 
+@pytest.mark.django_db  # a run with no task.sent in Redis is completed from the database
 def test_events_published_without_waiting_arrive_complete_and_in_order():
     for i in range(300):
         events.publish(
@@ -101,6 +103,7 @@ def test_events_published_without_waiting_arrive_complete_and_in_order():
     assert [e["seq"] for e in stored] == list(range(1, 301))
 
 
+@pytest.mark.django_db  # a run with no task.sent in Redis is completed from the database
 def test_the_no_wait_connection_is_reopened_in_a_forked_child():
     import os
 
@@ -117,6 +120,7 @@ def test_the_no_wait_connection_is_reopened_in_a_forked_child():
     wait_for(lambda: history.task_events("child") and history.task_events("parent"), timeout=5)
 
 
+@pytest.mark.django_db  # a run with no task.sent in Redis is completed from the database
 def test_threads_publishing_without_waiting_share_the_connection_safely():
     # A threads pool: every thread of the process writes on the one no-reply connection.
     # Results of some kilobytes go out in several socket writes, which must not interleave.
@@ -140,6 +144,7 @@ def test_threads_publishing_without_waiting_share_the_connection_safely():
         assert [e["data"]["current"] for e in history.task_events(f"thread-{t}")] == list(range(1, 201))
 
 
+@pytest.mark.django_db  # a run with no task.sent in Redis is completed from the database
 def test_an_event_with_a_lone_surrogate_is_published_with_a_replacement_character():
     # JSON's "\ud800" makes a str that UTF-8 cannot carry; one bad string must not cost the event.
     published = events.publish("task.progress", task_id="sur", data={"result": "lone \ud800", "n": 1})
