@@ -25,8 +25,13 @@ def _client() -> redis.Redis:
 
 
 def task_events(task_id: str) -> list[dict[str, Any]]:
-    """Every event of run `task_id`, in log order (from Redis, else from the database)."""
-    return with_recorded(task_id, [json.loads(raw) for raw in _client().lrange(task_key(task_id), 0, -1)])
+    """Every event of run `task_id`, in log order (from Redis, else from the database: also
+    while Redis is unreachable)."""
+    try:
+        raws = _client().lrange(task_key(task_id), 0, -1)
+    except redis.RedisError:
+        return recorded_task_events(task_id)
+    return with_recorded(task_id, [json.loads(raw) for raw in raws])
 
 
 def is_partial(events: list[dict[str, Any]]) -> bool:
@@ -75,16 +80,21 @@ def recent_task_ids(limit: int = 50, before: float | None = None) -> list[str]:
 
 
 def recent_runs(limit: int = 50, before: float | None = None, until_id: str | None = None) -> list[RunState]:
-    """The newest runs' states, newest first (one round trip for all their events)."""
-    ids = recent_task_ids(limit, before)
-    if not ids:
+    """The newest runs' states, newest first (one round trip for all their events); none
+    while Redis is unreachable (the pages then show the database's)."""
+    try:
+        ids = recent_task_ids(limit, before)
+        if not ids:
+            return []
+        pipe = _client().pipeline(transaction=False)
+        for task_id in ids:
+            pipe.lrange(task_key(task_id), 0, -1)
+        replies = pipe.execute()
+    except redis.RedisError:
         return []
-    pipe = _client().pipeline(transaction=False)
-    for task_id in ids:
-        pipe.lrange(task_key(task_id), 0, -1)
     runs = []
     limit_id = parse_id(until_id) if until_id else None
-    for task_id, raws in zip(ids, pipe.execute(), strict=False):
+    for task_id, raws in zip(ids, replies, strict=False):
         events = with_recorded(task_id, [json.loads(raw) for raw in raws])
         if limit_id is not None:
             events = [e for e in events if parse_id(e["id"]) <= limit_id]
@@ -94,8 +104,11 @@ def recent_runs(limit: int = 50, before: float | None = None, until_id: str | No
 
 
 def last_event_id() -> str:
-    """Id of the newest event in the stream ("0-0" when empty)."""
-    newest = _client().xrevrange(stream_key(), count=1)
+    """Id of the newest event in the stream ("0-0" when empty, or Redis unreachable)."""
+    try:
+        newest = _client().xrevrange(stream_key(), count=1)
+    except redis.RedisError:
+        return ZERO_ID
     return newest[0][0] if newest else ZERO_ID
 
 

@@ -148,19 +148,28 @@ class Recorder:
         return run
 
     def run_forever(self, stop: threading.Event) -> None:
+        redis_down = False
         while not stop.is_set():
             try:
                 close_old_connections()
                 recorded = self.run_once(block_ms=1000)
                 self.reaper.maybe_run()
+                if redis_down:
+                    redis_down = False
+                    logger.warning("celery-live recorder: Redis is back; recording again")
                 if 0 < recorded < self.batch:
                     # Let events gather: one transaction per interval instead of one per event
                     # (the recorder shares its process with the live path; measured: it cost
                     # Daphne most of a core at 200 events/s when it wrote every event at once).
                     stop.wait(settings.CELERY_LIVE_RECORD_INTERVAL)
+            except redis.RedisError as exc:  # an outage, not a bug: one line, no traceback a second
+                if not redis_down:
+                    redis_down = True
+                    logger.warning("celery-live recorder: Redis unreachable (%s); retrying each second", exc)
+                stop.wait(1)
             except Exception:  # keep recording whatever one batch did; say so loudly
                 logger.exception("celery-live recorder: a batch failed; retrying in 1 s")
-                time.sleep(1)
+                stop.wait(1)
 
 
 def database_reachable() -> bool:

@@ -422,3 +422,31 @@ def test_a_busy_port_fails_at_once_with_a_hint(tmp_path):
     assert done.returncode == 1
     assert f"port {port} on 127.0.0.1 is busy" in done.stderr
     assert not (tmp_path / "redis").exists()  # nothing was started
+
+
+def test_the_supervisor_still_stops_everything_when_its_output_is_gone(tmp_path):
+    # The terminal closed, or the `tee` it was piped into died: writing raises EPIPE.
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run_dashboard", "--no-beat"],
+        cwd=BACKEND,
+        env=dashboard_env(tmp_path, free_port()),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    pids: list[int] = []
+    for line in process.stdout:
+        if match := re.search(r"\(pid (\d+)\)$", line.rstrip()):
+            pids.append(int(match.group(1)))
+        if re.match(r"^ *web \| started", line):  # started last
+            break
+    process.stdout.close()  # nobody reads the supervisor any more
+    time.sleep(3)  # it goes on writing the children's lines into the broken pipe
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+    assert len(pids) == 4  # Redis, recorder, worker, web
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(group_alive(pid) for pid in pids):
+        time.sleep(0.1)
+    assert [pid for pid in pids if group_alive(pid)] == []
+    assert not (tmp_path / "redis.url").exists()

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import redis
 from django.test import Client
 
 from apps.live import events, history
@@ -167,3 +168,19 @@ def test_the_task_page_shows_one_run_live(client):
     assert 'ws-connect="/ws/page/?view=detail&amp;task=one"' in html
     assert "hello" in html
     assert client.get("/tasks/none/").status_code == 404
+
+
+def test_pages_and_the_api_show_recorded_runs_while_redis_is_unreachable(client, monkeypatch):
+    from apps.core.redis_server import free_port
+
+    events.publish("task.sent", task_id="kept", name="apps.assets.tasks.test_task", data={"args": ["x"]})
+    events.publish("task.succeeded", task_id="kept", name="apps.assets.tasks.test_task", data={"result": 1})
+    record_all()
+    dead = redis.Redis(port=free_port(), socket_connect_timeout=1, decode_responses=True)
+    monkeypatch.setattr(history, "_client", lambda: dead)
+    response = client.get("/api/tasks/kept/")
+    assert response.status_code == 200
+    assert response.json()["state"] == "SUCCESS"
+    page = client.get("/")
+    assert page.status_code == 200
+    assert 'id="run-kept"' in page.content.decode()

@@ -276,6 +276,7 @@ def port_is_free(host: str, port: int) -> bool:
 
 class Command(BaseCommand):
     help = "Run web (Daphne), a Celery worker, Celery Beat and the recorder together, supervised."
+    _output_gone = False
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -382,7 +383,15 @@ class Command(BaseCommand):
         return [child for child in children if not (no_beat and child.name == "beat")]
 
     def _say(self, name: str, text: str) -> None:
+        if self._output_gone:
+            return
         colour = COLOURS.get(name, "") if self.stdout.isatty() else ""
         reset = RESET if colour else ""
-        self.stdout.write(f"{colour}{name:>8} |{reset} {text}")
-        self.stdout.flush()  # piped (tee, a test) lines must not wait for a full buffer
+        try:
+            self.stdout.write(f"{colour}{name:>8} |{reset} {text}")
+            self.stdout.flush()  # piped (tee, a test) lines must not wait for a full buffer
+        except OSError:
+            # The terminal or the pipe reading us went away (a closed window, a killed
+            # `tee`): keep supervising, and above all stopping, without a voice; a crash
+            # here would leave every process running with no one to stop it.
+            self._output_gone = True
