@@ -44,13 +44,16 @@ class Stack:
             argv, cwd=BACKEND_DIR, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT
         )
 
-    def start(self) -> Stack:
+    def migrate(self) -> None:
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
             cwd=BACKEND_DIR,
             env=self.env,
             check=True,
         )
+
+    def start(self) -> Stack:
+        self.migrate()
         # Laid out as `make run` does: the recorder in its own process, not in Daphne.
         self.start_recorder()
         self.start_web()
@@ -182,11 +185,6 @@ def start_web_only(**env: str) -> Stack:
     run's environment: e.g. its own REDIS_URL, so a test may stop that Redis."""
     web = Stack()
     web.env.update(env)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=BACKEND_DIR,
-        env=web.env,
-        check=True,
-    )
+    web.migrate()
     web.start_web()
     return web
