@@ -1,10 +1,10 @@
 """HTML fragments for the page: each event becomes htmx out-of-band swaps.
 
-For a task event with `seq` 1 (the first the log saw of that run) the fragment inserts
-the run's card at the top of `#runs`; for later events it replaces the card's head
-(state badge, progress bar, timings, result or error), or only its progress bar when a
-progress event leaves the state as it was (the common case, kept small), and, for
-progress with a result, appends that iteration to the card's list. The page's snapshot
+For a run's first event in the log the fragment inserts the run's card at the top of
+`#runs`; for later events it replaces the card's head (state badge, progress bar,
+timings, result or error), or only its progress bar when a progress event leaves the
+state as it was (the common case, kept small), and, for progress with a result, appends
+that iteration to the card's list. The page's snapshot
 (`GET /`) renders runs as they were at its cursor, and the socket replays from that
 cursor, so every card is inserted exactly once and every iteration appended exactly once.
 
@@ -88,7 +88,9 @@ def render_cursor(event_id: str) -> str:
 def task_fragment(event: dict[str, Any], run: RunState) -> str:
     """The swaps for one task event, given the run's state right after it."""
     task_id = run.task_id
-    if event.get("seq") == 1:
+    # The run's first event brings its card. Not "seq 1": after Redis lost its data a run's
+    # later events start a new list at seq 1, and its card may be on the page already.
+    if run.events and run.events[0].get("id") == event.get("id"):
         return format_html('<div hx-swap-oob="afterbegin:#runs">{}</div>', render_card(run))
     data = event.get("data") or {}
     if event.get("type") == "task.progress" and not run.state_changed:

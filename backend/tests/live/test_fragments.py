@@ -23,3 +23,17 @@ def test_a_single_lost_event_reads_as_one():
     html = render_gap_notice(make_event(GAP, data={"lost": 1, "task_ids": [], "since": 1.0, "until": 2.0}))
     assert "1 event lost while Redis was down" in html
     assert "Runs affected" not in html
+
+
+def test_a_runs_first_event_brings_its_card_and_a_late_seq_1_after_a_redis_loss_does_not():
+    from apps.live.fragments import task_fragment
+    from apps.live.state import fold
+
+    sent = {**make_event("task.sent", task_id="r", name="n"), "id": "100-0", "seq": 1}
+    started = {**make_event("task.started", task_id="r", name="n", worker="w"), "id": "101-0", "seq": 2}
+    assert 'hx-swap-oob="afterbegin:#runs"' in task_fragment(sent, fold("r", [sent]))
+    # Redis lost its data: the run's next event starts a new list at seq 1.
+    lost = {**make_event("task.lost", task_id="r", name="n", worker="w"), "id": "200-0", "seq": 1}
+    html = task_fragment(lost, fold("r", [sent, started, lost]))
+    assert "afterbegin:#runs" not in html
+    assert 'id="run-r-head" data-state="LOST" hx-swap-oob="true"' in html  # the card's head, updated
