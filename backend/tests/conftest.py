@@ -11,7 +11,7 @@ from config.celery import app as celery_app
 
 @pytest.fixture
 def redis_client():
-    from apps.live.events import get_publisher
+    from apps.live.publishing import get_publisher
 
     client = get_publisher().client
     return client

@@ -5,7 +5,7 @@ For each scenario (viewers x events/s) it starts the real stack (private Redis, 
 a prefork worker and the recorder; see common.py), connects the viewers (minimal RFC 6455
 clients on asyncio, `LeanProtocol`, in one or more client processes; `--client library`
 uses the `websockets` library instead), then runs a load generator process that publishes
-`task.progress` events for a few fake runs through `events.publish` at a steady rate.
+`task.progress` events for a few fake runs through `publishing.publish` at a steady rate.
 Every viewer records, for every frame, receive time - the event's `ts` (both this
 machine's wall clock) and the event's id; once the generator is done, each viewer must
 hold every id it published (a viewer closed with 4408 (behind) reconnects with `since`, and the
@@ -368,9 +368,9 @@ def publish_main(argv: list[str]) -> None:
     import django
 
     django.setup()
-    from apps.live import events
+    from apps.live import publishing
 
-    events.publish("task.progress", task_id="fanout-warmup", data={})  # loads the Lua script
+    publishing.publish("task.progress", task_id="fanout-warmup", data={})  # loads the Lua script
     total = int(args.rate * args.duration)
     runs = [f"fanout-{os.getpid()}-{k}" for k in range(FAKE_RUNS)]
     ids: list[str] = []
@@ -381,7 +381,7 @@ def publish_main(argv: list[str]) -> None:
         if late < 0:
             time.sleep(-late)
         worst_lag = max(worst_lag, late)
-        event = events.publish(
+        event = publishing.publish(
             "task.progress",
             task_id=runs[i % FAKE_RUNS],
             name="bench.fanout",

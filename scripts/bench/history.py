@@ -49,8 +49,8 @@ def in_stack(stack: Stack, code: str) -> str:
 
 
 PUBLISH = """
-from apps.live import events
-publisher = events.get_publisher()
+from apps.live import events, publishing
+publisher = publishing.get_publisher()
 script = publisher._ensure()
 pipe = publisher.client.pipeline(transaction=False)
 for i in range({n}):
@@ -61,7 +61,7 @@ for i in range({n}):
     if i % 1000 == 999:
         pipe.execute()
 pipe.execute()
-print(events.get_publisher().client.xrevrange(events.stream_key(), count=1)[0][0])
+print(publishing.get_publisher().client.xrevrange(events.stream_key(), count=1)[0][0])
 """
 
 
@@ -85,9 +85,9 @@ async def catch_up(port: int, since: str, expected: int, timeout: float = 120) -
 
 def wait_recorded(stack: Stack, timeout: float = 120) -> None:
     code = """
-from apps.live import events
+from apps.live import events, publishing
 from apps.live.recorder import GROUP
-client = events.get_publisher().client
+client = publishing.get_publisher().client
 last = client.xrevrange(events.stream_key(), count=1)[0][0]
 group = [g for g in client.xinfo_groups(events.stream_key()) if g["name"] == GROUP]
 print(bool(group) and group[0]["last-delivered-id"] == last and group[0]["pending"] == 0)
@@ -119,8 +119,8 @@ def bench_catch_up(n: int) -> dict:
         # Only the database holds them now (a new event keeps the stream from being empty).
         in_stack(
             stack,
-            "from apps.live import events; events.get_publisher().client.xtrim("
-            "events.stream_key(), maxlen=0); events.publish('worker.heartbeat', worker='x')",
+            "from apps.live import events, publishing; publishing.get_publisher().client.xtrim("
+            "events.stream_key(), maxlen=0); publishing.publish('worker.heartbeat', worker='x')",
         )
         results["from_database"] = timed_catch_up(stack.port, since, n)
     return results

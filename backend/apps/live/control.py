@@ -15,7 +15,8 @@ from kombu.exceptions import OperationalError
 from config.celery import app
 
 from . import history
-from .events import RERUN_HEADER, get_publisher, publish
+from .events import RERUN_HEADER
+from .publishing import get_publisher, publish
 from .state import RunState
 from .workers import live_worker_count, read_beats, why_gone
 

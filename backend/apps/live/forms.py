@@ -11,7 +11,7 @@ from kombu.exceptions import OperationalError
 
 from apps.assets.tasks import example_async_task, test_task
 
-from .events import publish
+from .publishing import publish
 
 KIND_CHOICES = [
     ("example", "Iterations (example_async_task)"),

@@ -16,7 +16,7 @@ import threading
 from celery import bootsteps
 from django.conf import settings
 
-from .events import get_publisher, publish
+from .publishing import get_publisher, publish
 from .workers import forget_instance, record_beat, set_instance
 
 

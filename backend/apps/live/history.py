@@ -1,7 +1,7 @@
 """Reading the event log: a run's events, recent runs, and the stream after an id.
 
 Sync functions serve views and the CLI; `AsyncLog` serves consumers and the relay in
-Daphne's event loop. Both read what `events.Publisher` writes.
+Daphne's event loop. Both read what `publishing.Publisher` writes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from .events import decode_entry, get_publisher, parse_id, runs_key, stream_key, task_key
+from .events import decode_entry, parse_id, runs_key, stream_key, task_key
+from .publishing import get_publisher
 from .state import RunState, fold, log_order
 
 ZERO_ID = "0-0"

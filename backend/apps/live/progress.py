@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import current_task
 
-from .events import publish
+from .publishing import publish
 
 logger = logging.getLogger(__name__)
 

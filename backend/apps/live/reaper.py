@@ -30,8 +30,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from . import history
-from .events import publish, stream_key
+from .events import stream_key
 from .models import Run
+from .publishing import publish
 from .state import FINAL_STATES
 from .workers import read_beats, why_gone, workers_key
 

@@ -48,7 +48,7 @@ CLAIM_EVERY = 5.0
 
 class Recorder:
     def __init__(self, client: redis.Redis | None = None, name: str | None = None, batch: int = 500) -> None:
-        from .events import get_publisher
+        from .publishing import get_publisher
 
         self.client = client or get_publisher().client
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"

@@ -27,7 +27,8 @@ from typing import Any
 
 from celery import signals
 
-from .events import RERUN_HEADER, get_publisher, publish
+from .events import RERUN_HEADER
+from .publishing import get_publisher, publish
 from .workers import current_instance
 
 logger = logging.getLogger(__name__)

@@ -7,8 +7,9 @@ import time
 from celery import shared_task
 from django.conf import settings
 
-from .events import get_publisher, runs_key
+from .events import runs_key
 from .models import Event, Run
+from .publishing import get_publisher
 
 
 @shared_task(ignore_result=True)

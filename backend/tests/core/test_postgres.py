@@ -30,15 +30,15 @@ def postgres_reachable() -> bool:
 
 SCRIPT = """
 import django; django.setup()
-from apps.live import events
+from apps.live import events, publishing
 from apps.live.filters import RunFilter
 from apps.live.models import Run
 from apps.live.recorder import Recorder
-events.publish("task.sent", task_id="pg-1", name="apps.assets.tasks.example_async_task",
+publishing.publish("task.sent", task_id="pg-1", name="apps.assets.tasks.example_async_task",
                data={"args": [], "kwargs": {"name": "Ünïcode needle"}})
-events.publish("task.failed", task_id="pg-1", name="apps.assets.tasks.example_async_task",
+publishing.publish("task.failed", task_id="pg-1", name="apps.assets.tasks.example_async_task",
                data={"exception": "DemoTaskError: boom"})
-events.publish("task.sent", task_id="pg-2", name="apps.assets.tasks.test_task",
+publishing.publish("task.sent", task_id="pg-2", name="apps.assets.tasks.test_task",
                data={"args": ["hay"], "kwargs": {}})
 recorder = Recorder(name="pg-test")
 while recorder.run_once(block_ms=None):

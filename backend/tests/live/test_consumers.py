@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from apps.assets.tasks import example_async_task
-from apps.live import consumers, events
+from apps.live import consumers, events, publishing
 from config.asgi import application
 
 ORIGIN = [(b"origin", b"http://localhost")]
@@ -59,13 +59,15 @@ async def test_events_socket_streams_one_task_in_order_each_step_once(celery_wor
 
 async def test_a_viewer_that_reconnects_with_since_gets_exactly_what_it_missed():
     ws = await connect("/ws/events/")
-    first = await sync_to_async(events.publish)("task.sent", task_id="t-0", name="n")
+    first = await sync_to_async(publishing.publish)("task.sent", task_id="t-0", name="n")
     assert (await receive_task_events(ws, 1))[0]["id"] == first["id"]
     await ws.disconnect()
 
     def publish_missed():
         return [
-            events.publish("task.progress", task_id=f"t-{i % 7}", name="n", data={"current": i, "total": 500})
+            publishing.publish(
+                "task.progress", task_id=f"t-{i % 7}", name="n", data={"current": i, "total": 500}
+            )
             for i in range(500)
         ]
 
@@ -73,7 +75,7 @@ async def test_a_viewer_that_reconnects_with_since_gets_exactly_what_it_missed()
     ws = await connect(f"/ws/events/?since={first['id']}")
     got = await receive_task_events(ws, 500)
     assert [g["id"] for g in got] == [m["id"] for m in missed]
-    live = await sync_to_async(events.publish)("task.succeeded", task_id="t-1", name="n")
+    live = await sync_to_async(publishing.publish)("task.succeeded", task_id="t-1", name="n")
     assert (await receive_task_events(ws, 1))[0]["id"] == live["id"]
     extra = []
     while not await ws.receive_nothing(0.3):
@@ -84,8 +86,8 @@ async def test_a_viewer_that_reconnects_with_since_gets_exactly_what_it_missed()
 
 async def test_task_filter_follows_one_run_only():
     ws = await connect("/ws/events/?task=mine")
-    await sync_to_async(events.publish)("task.sent", task_id="other", name="n")
-    wanted = await sync_to_async(events.publish)("task.sent", task_id="mine", name="n")
+    await sync_to_async(publishing.publish)("task.sent", task_id="other", name="n")
+    wanted = await sync_to_async(publishing.publish)("task.sent", task_id="mine", name="n")
     assert json.loads(await ws.receive_from(5))["id"] == wanted["id"]
     await ws.disconnect()
 
@@ -125,7 +127,7 @@ async def test_a_viewer_that_falls_too_far_behind_while_catching_up_is_told_to_r
     monkeypatch, settings
 ):
     settings.CELERY_LIVE_VIEWER_QUEUE = 3
-    since = await sync_to_async(events.publish)("task.sent", task_id="before", name="n")
+    since = await sync_to_async(publishing.publish)("task.sent", task_id="before", name="n")
     burst_logged = asyncio.Event()
     catch_up = consumers.LogConsumer._catch_up
 
@@ -140,7 +142,7 @@ async def test_a_viewer_that_falls_too_far_behind_while_catching_up_is_told_to_r
 
     def burst():
         # One MULTI: the relay reads all 50 in one batch.
-        publisher = events.get_publisher()
+        publisher = publishing.get_publisher()
         script = publisher._ensure()
         pipe = publisher.client.pipeline(transaction=True)
         for i in range(50):
@@ -166,10 +168,10 @@ async def test_a_live_viewer_gets_a_burst_whole_and_in_order():
     ws = await connect("/ws/events/")
 
     def publish_many():
-        return [events.publish("task.sent", task_id=f"c{i}")["id"] for i in range(300)]
+        return [publishing.publish("task.sent", task_id=f"c{i}")["id"] for i in range(300)]
 
     ids = await sync_to_async(publish_many)()
-    last = await sync_to_async(events.publish)("task.sent", task_id="last")
+    last = await sync_to_async(publishing.publish)("task.sent", task_id="last")
     received = [frame["id"] for frame in await receive_task_events(ws, len(ids) + 1, timeout=10)]
     assert received[: len(ids)] == ids
     assert received[-1] == last["id"]  # and nothing twice in between
@@ -180,6 +182,6 @@ async def test_an_idle_viewer_stays_connected_past_redis_timeouts():
     # redis-py 8 + channels-redis 4.3 closed idle consumers after ~5 s (README, Troubleshooting).
     ws = await connect("/ws/events/?task=late")  # nothing but "late" reaches this viewer
     assert await ws.receive_nothing(11, interval=0.5)  # no frame, and no close
-    event = await sync_to_async(events.publish)("task.sent", task_id="late", name="n")
+    event = await sync_to_async(publishing.publish)("task.sent", task_id="late", name="n")
     assert json.loads(await ws.receive_from(5))["id"] == event["id"]
     await ws.disconnect()

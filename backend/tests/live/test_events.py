@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from apps.live import events, history
+from apps.live import events, history, publishing
 
 
 def test_make_event_builds_the_documented_format():
@@ -32,9 +32,9 @@ def test_data_that_json_cannot_carry_is_kept_as_text():
 
 
 def test_publish_assigns_ordered_ids_and_a_sequence_per_run():
-    first = events.publish("task.sent", task_id="a", name="n")
-    other = events.publish("task.sent", task_id="b", name="n")
-    second = events.publish("task.received", task_id="a", name="n")
+    first = publishing.publish("task.sent", task_id="a", name="n")
+    other = publishing.publish("task.sent", task_id="b", name="n")
+    second = publishing.publish("task.received", task_id="a", name="n")
     assert events.parse_id(first["id"]) < events.parse_id(other["id"]) < events.parse_id(second["id"])
     assert (first["seq"], other["seq"], second["seq"]) == (1, 1, 2)
     assert [e["type"] for e in history.task_events("a")] == ["task.sent", "task.received"]
@@ -43,7 +43,7 @@ def test_publish_assigns_ordered_ids_and_a_sequence_per_run():
 
 @pytest.mark.django_db  # a run with no task.sent in Redis is completed from the database
 def test_the_stream_and_the_run_list_hold_the_same_event():
-    published = events.publish("task.progress", task_id="a", name="n", data={"current": 1, "total": 1})
+    published = publishing.publish("task.progress", task_id="a", name="n", data={"current": 1, "total": 1})
     [from_stream] = history.read_after("0-0")
     [from_list] = history.task_events("a")
     assert from_stream == from_list
@@ -52,7 +52,7 @@ def test_the_stream_and_the_run_list_hold_the_same_event():
 
 
 def test_worker_events_go_to_the_stream_only():
-    events.publish("worker.online", worker="celery@x")
+    publishing.publish("worker.online", worker="celery@x")
     assert [e["type"] for e in history.read_after("0-0")] == ["worker.online"]
     assert history.recent_task_ids() == []
 
@@ -64,11 +64,11 @@ def test_parse_id_rejects_what_is_not_an_event_id(bad):
 
 
 def test_publish_never_raises_when_redis_is_down(caplog, monkeypatch):
-    publisher = events.Publisher("redis://127.0.0.1:1/0")
-    monkeypatch.setattr(events, "_publisher", publisher)
+    publisher = publishing.Publisher("redis://127.0.0.1:1/0")
+    monkeypatch.setattr(publishing, "_publisher", publisher)
     try:
-        assert events.publish("task.sent", task_id="t") is None  # buffered: no id
-        assert events.publish("task.progress", wait=False, task_id="t")["uid"]
+        assert publishing.publish("task.sent", task_id="t") is None  # buffered: no id
+        assert publishing.publish("task.progress", wait=False, task_id="t")["uid"]
         assert publisher.stats()["buffered"] >= 2  # (and whatever another thread published)
         assert caplog.text.count("cannot publish to Redis") == 1  # once per outage, not per event
     finally:
@@ -81,17 +81,17 @@ def test_publish_logs_and_counts_what_it_cannot_handle(caplog, monkeypatch):
     def broken(event):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(events._publisher, "publish", broken)
-    errors = events._publisher.errors
-    assert events.publish("task.sent", task_id="t") is None
-    assert events._publisher.errors == errors + 1
+    monkeypatch.setattr(publishing._publisher, "publish", broken)
+    errors = publishing._publisher.errors
+    assert publishing.publish("task.sent", task_id="t") is None
+    assert publishing._publisher.errors == errors + 1
     assert "could not publish task.sent" in caplog.text
 
 
 @pytest.mark.django_db  # a run with no task.sent in Redis is completed from the database
 def test_events_published_without_waiting_arrive_complete_and_in_order():
     for i in range(300):
-        events.publish(
+        publishing.publish(
             "task.progress", wait=False, task_id="quick", name="n", data={"current": i + 1, "total": 300}
         )
     from tests.helpers import wait_for
@@ -107,11 +107,11 @@ def test_events_published_without_waiting_arrive_complete_and_in_order():
 def test_the_no_wait_connection_is_reopened_in_a_forked_child():
     import os
 
-    events.publish("task.started", wait=False, task_id="parent", name="n")
+    publishing.publish("task.started", wait=False, task_id="parent", name="n")
     pid = os.fork()
     if pid == 0:  # the child publishes on a connection of its own, then leaves at once
         try:
-            events.publish("task.started", wait=False, task_id="child", name="n")
+            publishing.publish("task.started", wait=False, task_id="child", name="n")
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
@@ -131,7 +131,7 @@ def test_threads_publishing_without_waiting_share_the_connection_safely():
     def publish_many(thread: int) -> None:
         for i in range(200):
             data = {"current": i + 1, "result": "x" * 20_000}
-            events.publish("task.progress", wait=False, task_id=f"thread-{thread}", data=data)
+            publishing.publish("task.progress", wait=False, task_id=f"thread-{thread}", data=data)
 
     threads = [threading.Thread(target=publish_many, args=(t,)) for t in range(8)]
     for thread in threads:
@@ -147,13 +147,13 @@ def test_threads_publishing_without_waiting_share_the_connection_safely():
 @pytest.mark.django_db  # a run with no task.sent in Redis is completed from the database
 def test_an_event_with_a_lone_surrogate_is_published_with_a_replacement_character():
     # JSON's "\ud800" makes a str that UTF-8 cannot carry; one bad string must not cost the event.
-    published = events.publish("task.progress", task_id="sur", data={"result": "lone \ud800", "n": 1})
+    published = publishing.publish("task.progress", task_id="sur", data={"result": "lone \ud800", "n": 1})
     assert published is not None
     assert published["id"]
-    events.publish("task.progress", wait=False, task_id="sur", data={"result": ["\udc80\ud83d\ude00"]})
-    events.publish("task.log", wait=False, task_id="sur\ud800", data={"message": "id too"})
-    assert events.get_publisher().flush(5)
+    publishing.publish("task.progress", wait=False, task_id="sur", data={"result": ["\udc80\ud83d\ude00"]})
+    publishing.publish("task.log", wait=False, task_id="sur\ud800", data={"message": "id too"})
+    assert publishing.get_publisher().flush(5)
     stored = history.task_events("sur")
     assert [e["data"]["result"] for e in stored] == ["lone \ufffd", ["\ufffd\U0001f600"]]
     assert history.task_events("sur\ufffd")[0]["data"]["message"] == "id too"
-    assert events.utf8("fine \U0001f600") == "fine \U0001f600".encode()
+    assert publishing.utf8("fine \U0001f600") == "fine \U0001f600".encode()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from apps.assets.tasks import example_async_task
-from apps.live import events
+from apps.live import events, publishing
 from apps.live.recorder import GROUP, Recorder
 from apps.live.workers import workers_key
 from tests.helpers import wait_for
@@ -37,7 +37,7 @@ def wait_state(stack, task_id, states, timeout):
             message=f"{task_id} to be {states}",
         )
     except AssertionError as exc:  # say what the reaper saw: the run, the beats, its log
-        beats = events.get_publisher().client.hgetall(workers_key())
+        beats = publishing.get_publisher().client.hgetall(workers_key())
         log = (stack.log_dir / "recorder.log").read_text(errors="replace")[-3000:]
         raise AssertionError(f"{exc}\nrun: {state_of(stack, task_id)}\nbeats: {beats}\n{log}") from None
 
@@ -133,13 +133,13 @@ def recorded_successes(stack, task_ids):
 def publish_run_starts(task_ids):
     """sent, received, started of each run in one transaction: a recorder waiting in
     XREADGROUP is handed all of them at once."""
-    publisher = events.get_publisher()
+    publisher = publishing.get_publisher()
     pipe = publisher.client.pipeline(transaction=True)
     script = publisher._ensure()
     for task_id in task_ids:
         for etype in ("task.sent", "task.received", "task.started"):
             event = events.make_event(etype, task_id=task_id, name="n", worker="w@h")
-            keys, args = events.Publisher._script_call(event)
+            keys, args = publishing.Publisher._script_call(event)
             script(keys=keys, args=args, client=pipe)
     pipe.execute()
 
@@ -148,7 +148,7 @@ def stop_recorder_holding_entries(stack, tried, attempts=20):
     """SIGSTOP the stack's recorder once it holds entries it read and never acknowledged:
     it must be stopped while waiting in XREADGROUP, not between two reads; the run ids
     that it holds. Every run started is added to `tried`."""
-    client = events.get_publisher().client
+    client = publishing.get_publisher().client
     # Each test starts with no log (conftest): give the recorder its group back.
     Recorder(name="tests").ensure_group()
     for attempt in range(attempts):
@@ -171,10 +171,10 @@ def test_a_recorder_stopped_then_killed_with_entries_in_hand_never_sets_runs_bac
     finally:
         # Every run started ends (none is left for the reaper to find later), then the crash.
         for task_id in tried:
-            events.publish("task.succeeded", task_id=task_id, name="n", data={"result": "ok"})
+            publishing.publish("task.succeeded", task_id=task_id, name="n", data={"result": "ok"})
         os.kill(stack.recorder.pid, signal.SIGKILL)
         stack.recorder.wait()
-    client = events.get_publisher().client
+    client = publishing.get_publisher().client
     stack.start_recorder()
     started = time.monotonic()
     counts = []

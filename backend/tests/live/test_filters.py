@@ -2,7 +2,7 @@
 
 import pytest
 
-from apps.live import events
+from apps.live import publishing
 from apps.live.filters import RunFilter
 from apps.live.state import fold
 from tests.helpers import record_all
@@ -19,14 +19,14 @@ def publish_run(
     name="apps.assets.tasks.example_async_task",
     message="hello",
 ):
-    events.publish(
+    publishing.publish(
         "task.sent",
         task_id=task_id,
         name=name,
         ts=ts,
         data={"args": [], "kwargs": {"name": message}, "queue": queue},
     )
-    events.publish(state_type, task_id=task_id, name=name, worker=worker, ts=ts + 1)
+    publishing.publish(state_type, task_id=task_id, name=name, worker=worker, ts=ts + 1)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from apps.live import events
+from apps.live import events, publishing
 from tests.helpers import wait_for
 from tests.live.test_page_browser import card, launch, open_page, wait_state
 
@@ -102,7 +102,7 @@ def test_after_every_process_restarts_the_list_and_details_still_show_every_run(
     )
     stack.stop_worker()
     stack.stop_web()
-    client = events.get_publisher().client  # even Redis loses the event log: the database keeps it
+    client = publishing.get_publisher().client  # even Redis loses the event log: the database keeps it
     client.delete(*client.keys(f"{events.stream_key()}*"))
     stack.start_web()
     stack.start_worker()
@@ -155,13 +155,13 @@ def test_a_page_opened_after_redis_lost_its_log_replays_none_of_the_history(stac
         message="the run recorded",
     )
     stack.stop_worker()  # no heartbeat may refill the stream before the page is rendered
-    client = events.get_publisher().client
+    client = publishing.get_publisher().client
     client.delete(*client.keys(f"{events.stream_key()}*"))
     with urllib.request.urlopen(stack.url + "/", timeout=10) as response:
         cursor = re.search(r'data-last-id="([^"]*)"', response.read().decode()).group(1)
     stack.start_worker()
     assert cursor != "0-0"
-    new = events.publish("task.sent", task_id="after-the-loss", name="n")  # before the socket opens
+    new = publishing.publish("task.sent", task_id="after-the-loss", name="n")  # before the socket opens
 
     from websockets.sync.client import connect  # sync: Playwright's loop runs in this thread
 

@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from apps.core.redis_server import RedisServer, free_port
-from apps.live import events
+from apps.live import events, publishing
 from apps.live.forms import SURROGATE_ERROR, LaunchForm
 from tests.helpers import wait_for
 
@@ -67,13 +67,13 @@ def blip(tmp_path):
 def publisher(blip):
     """A publisher of the private Redis (not the process's: a heartbeat thread that an
     in-thread test worker left behind would publish into it)."""
-    private = events.Publisher(blip.url)
+    private = publishing.Publisher(blip.url)
     yield private
     private.close(timeout=0)
 
 
-def emit(publisher: events.Publisher, type_: str, wait: bool = False, **fields) -> dict | None:
-    """Build an event and publish it as `events.publish` does, but through `publisher`."""
+def emit(publisher: publishing.Publisher, type_: str, wait: bool = False, **fields) -> dict | None:
+    """Build an event and publish it as `publishing.publish` does, but through `publisher`."""
     event = events.make_event(type_, **fields)
     if wait:
         return publisher.publish(event)
@@ -90,7 +90,7 @@ def run_events(client: redis.Redis, task_id: str) -> list[dict]:
 
 
 def produce_through_an_outage(
-    blip: Blip, publisher: events.Publisher, count: int, down_for: float
+    blip: Blip, publisher: publishing.Publisher, count: int, down_for: float
 ) -> list[BaseException]:
     """A thread publishes `count` progress events over ~4 s (every 10th waits for its id)
     while Redis is SIGKILLed 0.5 s in and started again `down_for` s later."""
@@ -214,7 +214,7 @@ def test_a_resent_event_already_in_the_log_is_not_added_twice(blip, publisher):
         events.make_event("worker.online", worker="celery@test"),
         events.make_event("task.started", task_id="twice", name="n"),
     ):
-        item = events._Item(event)
+        item = publishing._Item(event)
         item.resent = True
         if event["task_id"] != "twice":  # "twice" was never logged: its resend is logged
             assert publisher.publish(event) is not None
@@ -234,7 +234,7 @@ def test_a_resent_event_already_in_the_log_is_not_added_twice(blip, publisher):
 def test_a_real_task_survives_a_redis_blip(blip, publisher, tmp_path, monkeypatch):
     from celery import Celery
 
-    monkeypatch.setattr(events, "_publisher", publisher)  # task.sent, from this process
+    monkeypatch.setattr(publishing, "_publisher", publisher)  # task.sent, from this process
     log_path = tmp_path / "worker.log"
     env = {
         **os.environ,
@@ -301,7 +301,7 @@ def test_a_lone_surrogate_is_refused_at_the_api(client, db):
     response = client.post("/api/tasks/", data=body, content_type="application/json")
     assert response.status_code == 400
     assert response.json() == {"errors": {"message": [SURROGATE_ERROR]}}
-    assert stream(events.get_publisher().client) == []  # nothing sent, nothing logged
+    assert stream(publishing.get_publisher().client) == []  # nothing sent, nothing logged
 
 
 @pytest.mark.parametrize("field", ["kind", "message", "count", "delay", "fail_at"])

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from apps.live import control, events, history
+from apps.live import control, history, publishing
 from apps.live.models import Run
 from apps.live.reaper import Reaper
 from apps.live.workers import record_beat, workers_key
@@ -17,12 +17,12 @@ pytestmark = pytest.mark.django_db
 def start_run(task_id, worker, ts, instance=None, started=True):
     """A run received by `instance` of `worker` (and started, unless `started` is False)."""
     name = "apps.assets.tasks.test_task"
-    events.publish("task.sent", task_id=task_id, name=name, ts=ts, data={"args": ["x"], "kwargs": {}})
-    events.publish(
+    publishing.publish("task.sent", task_id=task_id, name=name, ts=ts, data={"args": ["x"], "kwargs": {}})
+    publishing.publish(
         "task.received", task_id=task_id, name=name, worker=worker, ts=ts, data={"instance": instance}
     )
     if started:
-        events.publish("task.started", task_id=task_id, name=name, worker=worker, ts=ts)
+        publishing.publish("task.started", task_id=task_id, name=name, worker=worker, ts=ts)
     record_all()
 
 
@@ -31,7 +31,7 @@ def instance(pid, started):
 
 
 def test_runs_on_a_worker_without_heartbeats_for_too_long_become_lost(settings):
-    client = events.get_publisher().client
+    client = publishing.get_publisher().client
     now = time.time()
     client.hset(workers_key(), mapping={"dead@host": now - 30, "alive@host": now})
     start_run("on-dead", "dead@host", now - 30)
@@ -48,7 +48,7 @@ def test_runs_on_a_worker_without_heartbeats_for_too_long_become_lost(settings):
 
 
 def test_a_run_is_marked_lost_once_even_if_checked_again():
-    client = events.get_publisher().client
+    client = publishing.get_publisher().client
     start_run("gone", "vanished@host", time.time() - 60)
     reaper = Reaper(client)
     assert reaper.mark_lost(time.time()) == ["gone"]
@@ -58,7 +58,7 @@ def test_a_run_is_marked_lost_once_even_if_checked_again():
 def test_a_missed_final_event_is_reconciled_from_the_result_backend():
     start_run("quiet", "w@host", time.time() - 100)
     app.backend.store_result("quiet", "Processed: x", "SUCCESS")
-    client = events.get_publisher().client
+    client = publishing.get_publisher().client
     client.hset(workers_key(), "w@host", time.time())
     assert Reaper(client).reconcile(time.time()) == ["quiet"]
     run = history.get_run("quiet")
@@ -70,7 +70,7 @@ def test_a_missed_final_event_is_reconciled_from_the_result_backend():
 def test_a_failure_recorded_only_in_the_backend_is_reconciled_as_failure():
     start_run("quiet-fail", "w@host", time.time() - 100)
     app.backend.store_result("quiet-fail", ValueError("boom"), "FAILURE", traceback="Traceback: boom")
-    assert Reaper(events.get_publisher().client).reconcile(time.time()) == ["quiet-fail"]
+    assert Reaper(publishing.get_publisher().client).reconcile(time.time()) == ["quiet-fail"]
     run = history.get_run("quiet-fail")
     assert run.state == "FAILURE"
     assert run.exception == "ValueError: boom"
@@ -88,12 +88,12 @@ def test_workers_send_heartbeats_with_their_active_tasks(celery_worker):
         time.sleep(0.2)
     else:
         raise AssertionError("no heartbeat listed the running task")
-    assert events.get_publisher().client.hget(workers_key(), celery_worker.hostname)
+    assert publishing.get_publisher().client.hget(workers_key(), celery_worker.hostname)
     result.get(timeout=10)
 
 
 def test_runs_of_a_worker_restarted_under_the_same_name_become_lost_at_once():
-    client = events.get_publisher().client
+    client = publishing.get_publisher().client
     now = time.time()
     old, new = instance(100, now - 60), instance(200, now - 1)
     start_run("on-old", "w@host", now - 2, instance=old)  # events 2 s ago: not silent at all
@@ -112,7 +112,7 @@ def test_runs_of_a_worker_restarted_under_the_same_name_become_lost_at_once():
 
 def test_a_lost_run_that_was_only_prefetched_says_when_redis_may_deliver_it_again(settings):
     settings.TIME_ZONE = "UTC"
-    client = events.get_publisher().client
+    client = publishing.get_publisher().client
     now = time.time()
     start_run("prefetched", "w@host", now - 2, instance=instance(100, now - 60), started=False)
     record_beat(client, "w@host", instance(200, now - 1), now)
@@ -129,10 +129,10 @@ def test_a_lost_run_that_was_only_prefetched_says_when_redis_may_deliver_it_agai
 def test_reconcile_never_adds_a_second_final_event_when_the_database_lags_the_log():
     start_run("lagging", "w@host", time.time() - 100)
     # The run ended in the log, but the recorder has not written that yet.
-    events.publish("task.succeeded", task_id="lagging", name="n", worker="w@host", data={"result": 1})
+    publishing.publish("task.succeeded", task_id="lagging", name="n", worker="w@host", data={"result": 1})
     app.backend.store_result("lagging", 1, "SUCCESS")
     assert Run.objects.get(task_id="lagging").state == "STARTED"
-    assert Reaper(events.get_publisher().client).reconcile(time.time()) == []
+    assert Reaper(publishing.get_publisher().client).reconcile(time.time()) == []
     assert [e["type"] for e in history.get_run("lagging").events].count("task.succeeded") == 1
 
 
@@ -140,13 +140,13 @@ def test_one_run_the_result_backend_cannot_read_does_not_stop_the_reaper():
     now = time.time()
     start_run("garbled", "w@host", now - 100)
     start_run("readable", "w@host", now - 99)
-    events.get_publisher().client.set("celery-task-meta-garbled", b"\xff not json")
+    publishing.get_publisher().client.set("celery-task-meta-garbled", b"\xff not json")
     app.backend.store_result("readable", "ok", "SUCCESS")
-    assert Reaper(events.get_publisher().client).reconcile(now) == ["readable"]
+    assert Reaper(publishing.get_publisher().client).reconcile(now) == ["readable"]
 
 
 def test_terminating_a_run_whose_worker_process_is_gone_resolves_it():
-    client = events.get_publisher().client
+    client = publishing.get_publisher().client
     now = time.time()
     start_run("orphan", "w@host", now - 1, instance=instance(100, now - 60))
     record_beat(client, "w@host", instance(200, now - 1), now)  # restarted; not yet reaped

@@ -2,7 +2,7 @@
 
 import pytest
 
-from apps.live import events, recorder
+from apps.live import events, publishing, recorder
 from apps.live.events import stream_key
 from apps.live.models import Event, Run
 from apps.live.recorder import GROUP, Recorder
@@ -32,9 +32,9 @@ def test_every_event_and_the_runs_state_are_recorded(celery_worker):
 
 def test_recording_twice_changes_nothing():
     for i in range(3):
-        events.publish("task.progress", task_id="t", name="n", data={"current": i + 1, "total": 3})
+        publishing.publish("task.progress", task_id="t", name="n", data={"current": i + 1, "total": 3})
     record_all()
-    stored = [e for e in events.get_publisher().client.xrange(stream_key())]
+    stored = [e for e in publishing.get_publisher().client.xrange(stream_key())]
     Recorder(name="again").record([events.decode_entry(i, f) for i, f in stored])
     # (The module's worker may add a heartbeat meanwhile: count this run's events.)
     assert Event.objects.filter(task_id="t").count() == 3
@@ -42,8 +42,8 @@ def test_recording_twice_changes_nothing():
 
 
 def test_what_a_dead_recorder_read_but_never_acknowledged_is_recorded_by_another(monkeypatch):
-    client = events.get_publisher().client
-    events.publish("task.sent", task_id="orphan", name="n")
+    client = publishing.get_publisher().client
+    publishing.publish("task.sent", task_id="orphan", name="n")
     dead = Recorder(name="dead")
     dead.ensure_group()
     client.xreadgroup(GROUP, "dead", {stream_key(): ">"}, count=10)  # read, then "crash"
@@ -54,8 +54,8 @@ def test_what_a_dead_recorder_read_but_never_acknowledged_is_recorded_by_another
 
 
 def test_a_restarted_recorder_first_records_its_own_unacknowledged_events():
-    client = events.get_publisher().client
-    events.publish("task.sent", task_id="mine", name="n")
+    client = publishing.get_publisher().client
+    publishing.publish("task.sent", task_id="mine", name="n")
     Recorder(name="me").ensure_group()
     client.xreadgroup(GROUP, "me", {stream_key(): ">"}, count=10)
     assert Recorder(name="me").run_once(block_ms=None) == 1
@@ -63,14 +63,14 @@ def test_a_restarted_recorder_first_records_its_own_unacknowledged_events():
 
 
 def test_runs_and_events_survive_redis_losing_the_log():
-    events.publish(
+    publishing.publish(
         "task.sent", task_id="kept", name="apps.assets.tasks.test_task", data={"args": ["x"], "kwargs": {}}
     )
-    events.publish(
+    publishing.publish(
         "task.succeeded", task_id="kept", name="apps.assets.tasks.test_task", data={"result": "Processed: x"}
     )
     record_all()
-    client = events.get_publisher().client
+    client = publishing.get_publisher().client
     client.delete(*client.keys(f"{stream_key()}*"))
     from apps.live import history
 
@@ -80,8 +80,8 @@ def test_runs_and_events_survive_redis_losing_the_log():
 
 
 def test_prune_deletes_runs_and_events_past_the_retention():
-    events.publish("task.sent", task_id="old", name="n", ts=1000.0)
-    events.publish("task.sent", task_id="new", name="n")
+    publishing.publish("task.sent", task_id="old", name="n", ts=1000.0)
+    publishing.publish("task.sent", task_id="new", name="n")
     record_all()
     counts = prune_history()
     assert counts["runs"] == 1
@@ -93,14 +93,14 @@ def test_prune_deletes_runs_and_events_past_the_retention():
 def test_entries_taken_over_late_never_set_a_run_back(monkeypatch):
     """The issue's repro in one process: a recorder reads a run's early events and stops;
     another records its end; then takes the stopped one's entries over."""
-    client = events.get_publisher().client
-    events.publish("task.sent", task_id="r", name="n")
-    events.publish("task.started", task_id="r", name="n", worker="w@h")
+    client = publishing.get_publisher().client
+    publishing.publish("task.sent", task_id="r", name="n")
+    publishing.publish("task.started", task_id="r", name="n", worker="w@h")
     stopped = Recorder(name="stopped")
     stopped.ensure_group()
     client.xreadgroup(GROUP, "stopped", {stream_key(): ">"}, count=10)  # read, never acknowledged
-    events.publish("task.progress", task_id="r", name="n", data={"current": 1, "total": 1})
-    events.publish("task.succeeded", task_id="r", name="n", data={"result": "done"})
+    publishing.publish("task.progress", task_id="r", name="n", data={"current": 1, "total": 1})
+    publishing.publish("task.succeeded", task_id="r", name="n", data={"result": "done"})
     survivor = Recorder(name="survivor")
     assert survivor.run_once(block_ms=None) == 2
     assert Run.objects.get(task_id="r").state == "SUCCESS"
@@ -114,8 +114,8 @@ def test_entries_taken_over_late_never_set_a_run_back(monkeypatch):
 
 
 def test_one_run_that_cannot_be_recorded_does_not_stop_the_others(monkeypatch, caplog):
-    events.publish("task.sent", task_id="fine", name="n")
-    events.publish("task.sent", task_id="poison", name="n")
+    publishing.publish("task.sent", task_id="fine", name="n")
+    publishing.publish("task.sent", task_id="poison", name="n")
     from_state = Run.fields_from_state
 
     def refuse_poison(state):
@@ -133,13 +133,13 @@ def test_one_run_that_cannot_be_recorded_does_not_stop_the_others(monkeypatch, c
 
 def test_a_run_redis_lost_keeps_its_recorded_beginning_and_still_moves_forward():
     name = "apps.assets.tasks.test_task"
-    events.publish("task.sent", task_id="r", name=name, data={"args": ["kept"], "kwargs": {}})
-    events.publish("task.received", task_id="r", name=name, worker="w@h")
-    events.publish("task.started", task_id="r", name=name, worker="w@h")
+    publishing.publish("task.sent", task_id="r", name=name, data={"args": ["kept"], "kwargs": {}})
+    publishing.publish("task.received", task_id="r", name=name, worker="w@h")
+    publishing.publish("task.started", task_id="r", name=name, worker="w@h")
     record_all()
-    client = events.get_publisher().client
+    client = publishing.get_publisher().client
     client.delete(*client.keys(f"{stream_key()}*"))  # Redis restarted empty
-    lost = events.publish("task.lost", task_id="r", name=name, worker="w@h", data={"reason": "gone"})
+    lost = publishing.publish("task.lost", task_id="r", name=name, worker="w@h", data={"reason": "gone"})
     assert lost["seq"] == 1  # the run's list starts over; its ids keep growing
     record_all()
     row = Run.objects.get(task_id="r")

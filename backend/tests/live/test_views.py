@@ -6,7 +6,7 @@ import pytest
 import redis
 from django.test import Client
 
-from apps.live import events, history
+from apps.live import history, publishing
 from config.celery import app
 from tests.helpers import final_run, record_all
 
@@ -94,14 +94,14 @@ def test_an_unknown_task_is_404(client):
 
 def test_the_list_is_newest_first_and_filters(client):
     for i, state_type in enumerate(["task.succeeded", "task.failed", "task.succeeded"]):
-        events.publish(
+        publishing.publish(
             "task.sent",
             task_id=f"r{i}",
             name="apps.assets.tasks.example_async_task",
             data={"args": [], "kwargs": {"name": f"needle{i}"}},
             ts=1000.0 + i,
         )
-        events.publish(state_type, task_id=f"r{i}", name="apps.assets.tasks.example_async_task")
+        publishing.publish(state_type, task_id=f"r{i}", name="apps.assets.tasks.example_async_task")
     record_all()
     runs = client.get("/api/tasks/").json()["results"]
     assert [r["task_id"] for r in runs] == ["r2", "r1", "r0"]
@@ -112,7 +112,7 @@ def test_the_list_is_newest_first_and_filters(client):
 
 
 def test_the_page_renders_the_form_and_escapes_user_text(client):
-    events.publish(
+    publishing.publish(
         "task.sent",
         task_id="x1",
         name="apps.assets.tasks.example_async_task",
@@ -158,7 +158,7 @@ def test_the_form_launches_and_returns_a_fresh_form(client, celery_worker):
 
 
 def test_the_task_page_shows_one_run_live(client):
-    events.publish(
+    publishing.publish(
         "task.sent",
         task_id="one",
         name="apps.assets.tasks.test_task",
@@ -173,8 +173,10 @@ def test_the_task_page_shows_one_run_live(client):
 def test_pages_and_the_api_show_recorded_runs_while_redis_is_unreachable(client, monkeypatch):
     from apps.core.redis_server import free_port
 
-    events.publish("task.sent", task_id="kept", name="apps.assets.tasks.test_task", data={"args": ["x"]})
-    events.publish("task.succeeded", task_id="kept", name="apps.assets.tasks.test_task", data={"result": 1})
+    publishing.publish("task.sent", task_id="kept", name="apps.assets.tasks.test_task", data={"args": ["x"]})
+    publishing.publish(
+        "task.succeeded", task_id="kept", name="apps.assets.tasks.test_task", data={"result": 1}
+    )
     record_all()
     dead = redis.Redis(port=free_port(), socket_connect_timeout=1, decode_responses=True)
     monkeypatch.setattr(history, "_client", lambda: dead)
