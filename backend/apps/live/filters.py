@@ -82,10 +82,6 @@ class RunFilter:
             return None, error_messages(form), form
         return cls(form.cleaned_data), {}, form
 
-    @property
-    def is_active(self) -> bool:
-        return any([self.state, self.name, self.worker, self.queue, self.q, self.time_from, self.time_to])
-
     def queryset(self, runs: QuerySet[Run] | None = None) -> QuerySet[Run]:
         runs = Run.objects.all() if runs is None else runs
         if self.state:

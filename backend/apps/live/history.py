@@ -221,6 +221,3 @@ class AsyncLog:
         if not is_partial(events):
             return events
         return merge_recorded(await sync_to_async(recorded_task_events)(task_id), events)
-
-    async def close(self) -> None:
-        await self.client.aclose()

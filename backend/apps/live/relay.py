@@ -27,7 +27,6 @@ Nothing is dropped silently. The relay ends a subscription, awaiting its consume
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 from collections.abc import Awaitable, Callable
@@ -192,13 +191,6 @@ class Relay:
             raise
         except Exception:
             logger.exception("celery-live relay: ending a viewer's subscription failed")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
 
 
 relay = Relay()

@@ -21,7 +21,6 @@ Measured with a no-op task: waiting for `received` cost the worker 8 % of its th
 
 from __future__ import annotations
 
-import logging
 import traceback as traceback_module
 from typing import Any
 
@@ -30,8 +29,6 @@ from celery import signals
 from .events import RERUN_HEADER
 from .publishing import get_publisher, publish
 from .workers import current_instance
-
-logger = logging.getLogger(__name__)
 
 
 def _attempt(request: Any) -> int:
