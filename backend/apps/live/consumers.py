@@ -116,7 +116,7 @@ class LogConsumer(AsyncWebsocketConsumer):
             return
         if error is not None:
             await self._end(Close.BAD_REQUEST, error)
-        elif head is not None and parse_id(since) >= parse_id(head.next_id):
+        elif head is not None and head.is_ahead(since):
             await self._end(Close.RESYNC, resync_frame("since is ahead of the event log", head.last_id))
         else:
             self.sent_id = since

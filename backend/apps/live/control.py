@@ -46,6 +46,8 @@ def revoke(task_id: str, terminate: bool = False, by: str = "") -> RunState:
     run = _run(task_id)
     if run.is_final:
         raise ControlError(f"the task already ended ({run.state}); nothing to revoke")
+    now = time.time()
+    beats = read_beats(get_publisher().client)
     try:
         replies = app.control.revoke(
             task_id,
@@ -53,7 +55,7 @@ def revoke(task_id: str, terminate: bool = False, by: str = "") -> RunState:
             signal="SIGTERM",
             reply=True,
             timeout=1.0,
-            limit=live_worker_count(get_publisher().client) or None,
+            limit=live_worker_count(beats, now) or None,
         )
     except OperationalError as exc:
         raise ControlError(f"could not reach the broker: {exc}", status=503) from exc
@@ -67,7 +69,7 @@ def revoke(task_id: str, terminate: bool = False, by: str = "") -> RunState:
         name=run.name,
         data={"message": message, "control": what, "confirmed_by": confirmed},
     )
-    gone = why_gone(run.worker, run.worker_instance, read_beats(get_publisher().client), time.time())
+    gone = why_gone(run.worker, run.worker_instance, beats, now)
     if run.worker and gone is not None:
         # No process holds it any more, so none will say "revoked": say it here. The
         # revocation above still makes live workers discard it if the broker redelivers it.

@@ -165,6 +165,11 @@ class Head(NamedTuple):
     last_id: str
     next_id: str
 
+    def is_ahead(self, event_id: str) -> bool:
+        """Whether `event_id` is at or past the id the next event gets: the log will never
+        hold it, and a reader positioned there would wait forever."""
+        return parse_id(event_id) >= parse_id(self.next_id)
+
 
 class AsyncLog:
     """The same reads for asyncio code; one connection pool per process and event loop."""

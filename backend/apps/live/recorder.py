@@ -112,10 +112,7 @@ class Recorder:
             return
         except Exception:
             logger.exception("celery-live recorder: a batch of %d failed; recording run by run", len(events))
-        by_task: dict[str, list[dict]] = defaultdict(list)
-        for event in events:
-            by_task[event.get("task_id") or ""].append(event)
-        for task_id, task_evs in by_task.items():
+        for task_id, task_evs in by_task(events).items():
             try:
                 self._record(task_evs)
             except Exception:
@@ -129,14 +126,10 @@ class Recorder:
                 )
 
     def _record(self, events: list[dict[str, Any]]) -> None:
-        by_task: dict[str, list[dict]] = defaultdict(list)
-        for event in events:
-            if event.get("task_id"):
-                by_task[event["task_id"]].append(event)
-        states = {task_id: self._state_after(task_evs) for task_id, task_evs in by_task.items()}
+        states = [self._state_after(task_evs) for task_id, task_evs in by_task(events).items() if task_id]
         with transaction.atomic():
             Event.objects.bulk_create([Event.from_event(e) for e in events], ignore_conflicts=True)
-            for state in states.values():
+            for state in states:
                 save_run(state)
 
     def _state_after(self, task_events_in_batch: list[dict]) -> RunState:
@@ -172,6 +165,14 @@ class Recorder:
                 stop.wait(1)
 
 
+def by_task(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """`events` by run, in their order ("" for events of no run)."""
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        grouped[event.get("task_id") or ""].append(event)
+    return grouped
+
+
 def database_reachable() -> bool:
     try:
         with connection.cursor() as cursor:
@@ -195,7 +196,7 @@ def save_run(state: RunState, attempts: int = 3) -> None:
                 return
             except IntegrityError:
                 continue
-        if stored and parse_id(stored) >= log_order({"id": state.last_id}):
+        if stored and parse_id(stored) >= state.position:
             return
         # Only if no other recorder moved it meanwhile; else look again.
         if Run.objects.filter(task_id=state.task_id, last_event_id=stored).update(**fields):

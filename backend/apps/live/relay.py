@@ -169,7 +169,7 @@ class Relay:
         """If the next event's id cannot come after our position, move to the log's end and
         tell every subscriber to resync."""
         head = await self.log.head()
-        if parse_id(head.next_id) > parse_id(self.last_id):
+        if not head.is_ahead(self.last_id):
             return
         logger.warning(
             "celery-live relay: the event log restarted below our position (at %s, next id %s);"

@@ -60,6 +60,11 @@ class RunState:
     _seen: set = field(default_factory=set, repr=False)
 
     @property
+    def position(self) -> tuple[int, int]:
+        """How far in the log this state goes: `log_order` of its newest event."""
+        return log_order({"id": self.last_id, "seq": self.last_seq})
+
+    @property
     def is_final(self) -> bool:
         return self.state in FINAL_STATES
 
@@ -114,7 +119,7 @@ class RunState:
             self.first_seen = event["ts"]
         if event.get("ts") and (self.last_event_at is None or event["ts"] > self.last_event_at):
             self.last_event_at = event["ts"]
-        if self.last_id is None or log_order(event) > log_order({"id": self.last_id, "seq": self.last_seq}):
+        if self.last_id is None or log_order(event) > self.position:
             # The newest event: its id says how far this state goes; its seq is where the
             # run's list in Redis stands (it starts again at 1 if Redis lost its data).
             self.last_seq, self.last_id = event.get("seq", 0), event.get("id")
@@ -256,7 +261,7 @@ class RunCache:
         events.sort(key=log_order)
         state = fold(task_id, events)
         known = self.runs.get(task_id)
-        if known is None or until >= log_order({"id": known.last_id, "seq": known.last_seq}):
+        if known is None or until >= known.position:
             self.runs[task_id] = state
             self.runs.move_to_end(task_id)
             if len(self.runs) > self.max_runs:

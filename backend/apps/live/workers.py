@@ -7,8 +7,8 @@ main process is an instance, `<pid>-<start time in ms>`: its heartbeats (heartbe
 carry it, each `task.received` records it on the run, and a run whose instance is not
 the one beating for its hostname (a newer one is) lost its process.
 
-The registry is one Redis hash, hostname -> JSON `{"ts", "instance", "pid", "started"}`
-(the last beat of the newest instance of that hostname).
+The registry is one Redis hash, hostname -> JSON `{"ts", "instance"}` (the last beat of
+the newest instance of that hostname).
 """
 
 from __future__ import annotations
@@ -99,10 +99,9 @@ def read_beats(client: redis.Redis) -> dict[str, Beat]:
     return {name: Beat.parse(raw) for name, raw in client.hgetall(workers_key()).items()}
 
 
-def live_worker_count(client: redis.Redis, now: float | None = None) -> int:
+def live_worker_count(beats: dict[str, Beat], now: float) -> int:
     """How many hostnames beat within the timeout."""
-    now = time.time() if now is None else now
-    return sum(1 for beat in read_beats(client).values() if not beat.is_silent(now))
+    return sum(1 for beat in beats.values() if not beat.is_silent(now))
 
 
 @dataclass(frozen=True)
