@@ -104,6 +104,22 @@ def recent_runs(limit: int = 50, before: float | None = None, until_id: str | No
     return runs
 
 
+def page_runs(limit: int, until_id: str) -> list[RunState]:
+    """A page's snapshot: the newest runs in Redis, filled up with recorded ones, newest first.
+
+    Redis' log is trimmed and can be lost while the database keeps every run: after a loss
+    Redis may hold only the runs started since, and the snapshot must not shrink to them.
+    """
+    from .models import Run
+
+    runs = recent_runs(limit, until_id=until_id)
+    if len(runs) < limit:
+        held = [run.task_id for run in runs]
+        runs += [row.to_state() for row in Run.objects.exclude(task_id__in=held)[:limit]]
+        runs.sort(key=lambda run: run.first_seen or 0.0, reverse=True)
+    return runs[:limit]
+
+
 def last_event_id() -> str:
     """Id of the newest event in the stream ("0-0" when empty, or Redis unreachable)."""
     try:

@@ -21,7 +21,6 @@ from . import control, history
 from .filters import STATES, RunFilter
 from .forms import LaunchForm, error_messages
 from .fragments import render_card, run_context, timeline_rows
-from .models import Run
 
 DENIED = "You need to log in with permission to do this."
 
@@ -43,9 +42,7 @@ def _user(request: HttpRequest) -> str:
 def index(request: HttpRequest) -> HttpResponse:
     """The launch-and-watch page: a snapshot of recent runs at a cursor, then live."""
     cursor = history.snapshot_cursor()
-    runs = history.recent_runs(settings.CELERY_LIVE_PAGE_RUNS, until_id=cursor)
-    if not runs:  # Redis lost its log (or never had one): the database still has the history
-        runs = [row.to_state() for row in Run.objects.all()[: settings.CELERY_LIVE_PAGE_RUNS]]
+    runs = history.page_runs(settings.CELERY_LIVE_PAGE_RUNS, until_id=cursor)
     return render(
         request,
         "live/index.html",

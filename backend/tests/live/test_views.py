@@ -6,7 +6,7 @@ import pytest
 import redis
 from django.test import Client
 
-from apps.live import history, publishing
+from apps.live import events, history, publishing
 from config.celery import app
 from tests.helpers import final_run, record_all
 
@@ -186,3 +186,18 @@ def test_pages_and_the_api_show_recorded_runs_while_redis_is_unreachable(client,
     page = client.get("/")
     assert page.status_code == 200
     assert 'id="run-kept"' in page.content.decode()
+
+
+def test_the_page_shows_recorded_runs_beside_the_few_runs_redis_still_holds(client):
+    # Redis lost its log, then one run started: the page's snapshot must not shrink to it.
+    publishing.publish("task.sent", task_id="kept", name="apps.assets.tasks.test_task", data={"args": ["x"]})
+    publishing.publish(
+        "task.succeeded", task_id="kept", name="apps.assets.tasks.test_task", data={"result": 1}
+    )
+    record_all()
+    redis_client = history._client()
+    redis_client.delete(*redis_client.keys(f"{events.stream_key()}*"))
+    publishing.publish("task.sent", task_id="after", name="apps.assets.tasks.test_task", data={"args": ["y"]})
+    html = client.get("/").content.decode()
+    assert 'id="run-kept"' in html
+    assert html.index('id="run-after"') < html.index('id="run-kept"')  # newest first
