@@ -17,8 +17,8 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from apps.live.recorder import start_in_background  # noqa: E402
-from apps.live.routing import websocket_urlpatterns  # noqa: E402
+from celery_live.runs.recorder import start_in_background  # noqa: E402
+from celery_live.stream.routing import websocket_urlpatterns  # noqa: E402
 
 # Each web process records events to the database (a Redis consumer group shares the work).
 start_in_background()

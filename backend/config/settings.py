@@ -11,6 +11,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from celery_live.conf import from_environment as celery_live_from_environment
+
 
 def env_bool(name: str, default: bool) -> bool:
     """Read a boolean environment variable ("1", "true", "yes", "on" are true)."""
@@ -39,7 +41,6 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 BASE_DIR = Path(__file__).resolve().parent.parent  # backend/
 PROJECT_DIR = BASE_DIR.parent
-FRONTEND_DIR = PROJECT_DIR / "frontend"
 DATA_DIR = Path(os.environ.get("CELERY_LIVE_DATA_DIR") or PROJECT_DIR / ".data")
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
@@ -58,9 +59,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_htmx",
-    "apps.core",
     "apps.assets",
-    "apps.live",
+    "celery_live",
 ]
 
 MIDDLEWARE = [
@@ -73,7 +73,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "apps.core.middleware.RedisUnavailableMiddleware",
+    "celery_live.web.middleware.RedisUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -83,7 +83,7 @@ ASGI_APPLICATION = "config.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [FRONTEND_DIR / "templates"],
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -114,8 +114,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "staticfiles"
-STATICFILES_DIRS = [FRONTEND_DIR / "static"]
-# Serve straight from the app and frontend directories, so `make run` needs no
+# Serve straight from the apps' static directories, so `make run` needs no
 # collectstatic step even with DEBUG off (the Docker image collects into STATIC_ROOT).
 WHITENOISE_USE_FINDERS = True
 
@@ -155,7 +154,7 @@ CELERY_RESULT_EXTENDED = True  # AsyncResult keeps name, args and worker
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "celery-live-prune-history": {
-        "task": "apps.live.tasks.prune_history",
+        "task": "celery_live.tasks.prune_history",
         "schedule": env_float("CELERY_LIVE_PRUNE_EVERY", 3600.0),
     },
 }
@@ -166,7 +165,7 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
             # An explicit socket timeout: redis-py 8 defaults to 5 s, which kills idle
-            # consumers of channels-redis 4.3 (design.md, "Known traps"). We pin redis<8
+            # consumers of channels-redis 4.3 (channels_redis#422, redis-py#4091). We pin redis<8
             # as well; this keeps the layer safe if the pin is ever lifted.
             "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
             "prefix": "celery-live:layer",
@@ -174,34 +173,10 @@ CHANNEL_LAYERS = {
     },
 }
 
-# --- celery-live ---
-CELERY_LIVE_STREAM_KEY = os.environ.get("CELERY_LIVE_STREAM_KEY", "celery-live:events")
-CELERY_LIVE_STREAM_MAXLEN = env_int("CELERY_LIVE_STREAM_MAXLEN", 200_000)
-CELERY_LIVE_RETENTION_DAYS = env_int("CELERY_LIVE_RETENTION_DAYS", 7)
-CELERY_LIVE_REQUIRE_LOGIN = env_bool("CELERY_LIVE_REQUIRE_LOGIN", False)
-CELERY_LIVE_PAGE_RUNS = env_int("CELERY_LIVE_PAGE_RUNS", 30)
-CELERY_LIVE_LIST_PAGE_SIZE = env_int("CELERY_LIVE_LIST_PAGE_SIZE", 50)
-# Bytes a viewer's socket may leave unsent in Daphne before it is closed as behind (4408)
-# and catches up on reconnect: a socket that never reads otherwise holds in memory all
-# that is sent to it (scripts/bench/slow_viewers.py: 30 such sockets, 133 -> 292 MB).
-CELERY_LIVE_VIEWER_MAX_BUFFER = env_int("CELERY_LIVE_VIEWER_MAX_BUFFER", 1024 * 1024)
-# Live events a viewer may fall behind while it catches up before it is closed as behind
-# (above 500, what the relay reads at once, or a viewer may be closed as it connects).
-CELERY_LIVE_VIEWER_QUEUE = env_int("CELERY_LIVE_VIEWER_QUEUE", 20_000)
-# Publish events from Celery's signals, progress calls and worker heartbeats (0: off).
-CELERY_LIVE_INSTRUMENT = env_bool("CELERY_LIVE_INSTRUMENT", True)
-# The recorder thread in each Daphne process writes runs and events to the database.
-CELERY_LIVE_RECORDER = env_bool("CELERY_LIVE_RECORDER", True)
-# Seconds the recorder lets events gather between two writes (when it is not behind).
-CELERY_LIVE_RECORD_INTERVAL = env_float("CELERY_LIVE_RECORD_INTERVAL", 0.25)
-CELERY_LIVE_HEARTBEAT_INTERVAL = env_float("CELERY_LIVE_HEARTBEAT_INTERVAL", 2.0)
-# Events a process keeps while Redis is away (then flushed in order); past it the oldest
-# are dropped and a gap marker says how many.
-CELERY_LIVE_PUBLISH_BUFFER = env_int("CELERY_LIVE_PUBLISH_BUFFER", 10_000)
-# A worker silent this long is dead: its unfinished runs become LOST.
-CELERY_LIVE_WORKER_TIMEOUT = env_float("CELERY_LIVE_WORKER_TIMEOUT", 10.0)
-# A run with no event this long is checked against the result backend.
-CELERY_LIVE_RECONCILE_AFTER = env_float("CELERY_LIVE_RECONCILE_AFTER", 30.0)
+# --- celery-live: every CELERY_LIVE_* variable set in the environment (the app's settings
+# and their defaults are listed in celery_live/conf.py and the README) ---
+globals().update(celery_live_from_environment())
+CELERY_LIVE_DATA_DIR = str(DATA_DIR)
 # How long the seed's tasks sleep by default (seconds); a launch may pass its own `delay`.
 CELERY_LIVE_TEST_TASK_DELAY = env_float("CELERY_LIVE_TEST_TASK_DELAY", 2.0)
 CELERY_LIVE_EXAMPLE_ITERATION_DELAY = env_float("CELERY_LIVE_EXAMPLE_ITERATION_DELAY", 1.0)

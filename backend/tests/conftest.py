@@ -6,12 +6,14 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 
+from celery_live.conf import conf
 from config.celery import app as celery_app
+from tests.paths import ROOT_DIR
 
 
 @pytest.fixture
 def redis_client():
-    from apps.live.publishing import get_publisher
+    from celery_live.log.publishing import get_publisher
 
     client = get_publisher().client
     return client
@@ -24,7 +26,7 @@ def clean_log(redis_client):
     Only our keys go: flushing the whole database would also drop kombu's queue
     bindings under a running worker, and its tasks would be routed nowhere.
     """
-    keys = list(redis_client.scan_iter(match=f"{settings.CELERY_LIVE_STREAM_KEY}*", count=1000))
+    keys = list(redis_client.scan_iter(match=f"{conf.STREAM_KEY}*", count=1000))
     if keys:
         redis_client.delete(*keys)
     return
@@ -82,8 +84,7 @@ def browser():
 
 @pytest.fixture(scope="session")
 def artifacts_dir():
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "test-artifacts"
+    path = ROOT_DIR / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path

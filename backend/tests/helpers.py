@@ -25,7 +25,7 @@ def wait_for(
 
 def final_run(task_id: str, timeout: float = 20.0):
     """The run's state once it is final (from the event log)."""
-    from apps.live import history
+    from celery_live.runs import history
 
     def final():
         run = history.get_run(task_id)
@@ -36,7 +36,7 @@ def final_run(task_id: str, timeout: float = 20.0):
 
 def record_all() -> int:
     """Run the recorder until the log is fully written to the database; events recorded."""
-    from apps.live.recorder import Recorder
+    from celery_live.runs.recorder import Recorder
 
     recorder = Recorder(name="tests")
     total = 0

@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 
-from apps.core.redis_server import RedisServer
+from celery_live.processes.redis_server import RedisServer
 
 _server: RedisServer | None = None
 

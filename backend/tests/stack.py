@@ -13,9 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from apps.core.redis_server import free_port
-
-BACKEND_DIR = Path(__file__).resolve().parent.parent
+from celery_live.processes.redis_server import free_port
+from tests.paths import BACKEND_DIR
 
 
 class Stack:

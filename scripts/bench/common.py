@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BACKEND = ROOT / "backend"
 sys.path.insert(0, str(BACKEND))
 
-from apps.core.redis_server import RedisServer, free_port  # noqa: E402
+from celery_live.processes.redis_server import RedisServer, free_port  # noqa: E402
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

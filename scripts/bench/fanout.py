@@ -368,7 +368,7 @@ def publish_main(argv: list[str]) -> None:
     import django
 
     django.setup()
-    from apps.live import publishing
+    from celery_live.log import publishing
 
     publishing.publish("task.progress", task_id="fanout-warmup", data={})  # loads the Lua script
     total = int(args.rate * args.duration)

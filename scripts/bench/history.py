@@ -49,7 +49,7 @@ def in_stack(stack: Stack, code: str) -> str:
 
 
 PUBLISH = """
-from apps.live import events, publishing
+from celery_live.log import events, publishing
 publisher = publishing.get_publisher()
 script = publisher._ensure()
 pipe = publisher.client.pipeline(transaction=False)
@@ -85,8 +85,8 @@ async def catch_up(port: int, since: str, expected: int, timeout: float = 120) -
 
 def wait_recorded(stack: Stack, timeout: float = 120) -> None:
     code = """
-from apps.live import events, publishing
-from apps.live.recorder import GROUP
+from celery_live.log import events, publishing
+from celery_live.runs.recorder import GROUP
 client = publishing.get_publisher().client
 last = client.xrevrange(events.stream_key(), count=1)[0][0]
 group = [g for g in client.xinfo_groups(events.stream_key()) if g["name"] == GROUP]
@@ -112,14 +112,14 @@ def timed_catch_up(port: int, since: str, n: int) -> dict:
 def bench_catch_up(n: int) -> dict:
     results = {}
     with Stack() as stack:
-        since = in_stack(stack, "from apps.live import history; print(history.last_event_id())")
+        since = in_stack(stack, "from celery_live.runs import history; print(history.last_event_id())")
         in_stack(stack, PUBLISH.format(n=n))
         results["from_stream"] = timed_catch_up(stack.port, since, n)
         wait_recorded(stack)
         # Only the database holds them now (a new event keeps the stream from being empty).
         in_stack(
             stack,
-            "from apps.live import events, publishing; publishing.get_publisher().client.xtrim("
+            "from celery_live.log import events, publishing; publishing.get_publisher().client.xtrim("
             "events.stream_key(), maxlen=0); publishing.publish('worker.heartbeat', worker='x')",
         )
         results["from_database"] = timed_catch_up(stack.port, since, n)
@@ -146,7 +146,7 @@ def recreate_database() -> str:
 
 FILL = """
 import random, time
-from apps.live.models import Run
+from celery_live.runs.models import Run
 rng = random.Random(7)
 states = ["SUCCESS"] * 80 + ["FAILURE"] * 10 + ["REVOKED"] * 3 + ["LOST"] * 2 + ["PROGRESS"] * 5
 now = time.time()
@@ -194,7 +194,7 @@ def bench_list(runs: int, requests: int) -> dict:
         in_stack(stack, "from django.db import connection; connection.cursor().execute('ANALYZE')")
         deep_before = in_stack(
             stack,
-            "from apps.live.models import Run; "
+            "from celery_live.runs.models import Run; "
             f"print(repr(Run.objects.order_by('-first_seen')[{count // 2}].first_seen))",
         )
         cases = {

@@ -55,8 +55,8 @@ STREAM = "celery-live:events"
 
 
 #: Every variant skips Django's system checks at worker start. Celery's Django fixup runs
-#: them, the URL check imports config.urls -> apps.live.views -> control -> signals, and
-#: importing apps.live.signals connects its handlers whatever CELERY_LIVE_INSTRUMENT says;
+#: them, the URL check imports config.urls -> celery_live.web.views -> control -> signals, and
+#: importing celery_live.worker.signals connects its handlers whatever CELERY_LIVE_INSTRUMENT says;
 #: without this, "off" would still publish task.received/started/succeeded (checked below).
 COMMON_ENV = {"CELERY_SKIP_CHECKS": "1"}
 

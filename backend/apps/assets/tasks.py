@@ -13,7 +13,7 @@ import time
 from celery import shared_task
 from django.conf import settings
 
-from apps.live.progress import report_progress
+from celery_live.worker.progress import report_progress
 
 
 class DemoTaskError(RuntimeError):

@@ -3,12 +3,12 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import config
 from config.celery import app
+from tests.paths import BACKEND_DIR
 
-BACKEND = Path(__file__).resolve().parents[2]
+BACKEND = BACKEND_DIR
 
 
 def test_the_app_is_exported_as_celery_app_and_named_config():

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from kombu.exceptions import OperationalError
 from rich.console import Console
 
-from apps.live.forms import LaunchForm
+from celery_live.web.forms import LaunchForm
 
 RULE = "=" * 50
 
@@ -74,8 +74,8 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"✅ Result: {result}"))
             return
 
-        from apps.live import history
-        from apps.live.watch import watch_task
+        from celery_live.runs import history
+        from celery_live.terminal.watch import watch_task
 
         try:
             since = history.last_event_id() if watch else None

@@ -1,0 +1,151 @@
+"""The event format: built, validated, encoded and decoded in one place.
+
+One event format feeds every view (HTML fragments for the page, JSON for programs):
+
+    {"v": 1, "id": "1764090000123-0", "seq": 3, "type": "task.progress",
+     "task_id": "...", "name": "apps.assets.tasks.example_async_task",
+     "state": "PROGRESS", "ts": 1764090000.123, "uid": "9f2c4e1a7b3d5c60",
+     "worker": "celery@host", "data": {"current": 2, "total": 5, "result": "Bob - iteration 2"}}
+
+`id` is the event's Redis stream id (ordered; what `?since=` takes) and `seq` its place
+among its task's events (1 for the first one the log saw). Both are assigned by Redis
+when the event is published, in one round trip, by a Lua script that appends the event to
+the stream (bounded by MAXLEN), to the task's own list (for `GET /api/tasks/<id>/`) and
+indexes the task by time (for the list of runs); see publishing.py. `uid` is made by the
+publishing process (random): an event sent twice is the same event, and counts once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from celery_live.conf import conf
+
+VERSION = 1
+
+#: Event type -> the Celery state it puts a run in (None: not a task state change).
+TASK_EVENT_STATES: dict[str, str | None] = {
+    "task.sent": "PENDING",
+    "task.received": "RECEIVED",
+    "task.started": "STARTED",
+    "task.progress": "PROGRESS",
+    "task.log": None,
+    "task.retried": "RETRY",
+    "task.succeeded": "SUCCESS",
+    "task.failed": "FAILURE",
+    "task.revoked": "REVOKED",
+    "task.rejected": "REJECTED",
+    "task.lost": "LOST",
+}
+#: The gap marker: how many events one process had to drop while Redis was away.
+#: data: {"message": "n events lost while Redis was down", "lost": n, "task_ids": [up to
+#: 50 affected runs], "since": ts, "until": ts, "process": "<hostname>:<pid>"}.
+GAP = "log.gap"
+OTHER_EVENT_TYPES = frozenset(
+    {"worker.online", "worker.heartbeat", "worker.offline", "queue.depth", "beat.sent", GAP}
+)
+EVENT_TYPES = frozenset(TASK_EVENT_STATES) | OTHER_EVENT_TYPES
+
+
+#: Message header a re-run carries: the id of the run it repeats.
+RERUN_HEADER = "celery_live_rerun_of"
+
+
+class InvalidEvent(ValueError):
+    """An event that does not follow the format."""
+
+
+def make_event(
+    type: str,
+    *,
+    task_id: str | None = None,
+    name: str | None = None,
+    worker: str | None = None,
+    data: dict[str, Any] | None = None,
+    ts: float | None = None,
+    state: str | None = None,
+) -> dict[str, Any]:
+    """Build and validate an event (without `id`/`seq`, which publishing assigns)."""
+    if type not in EVENT_TYPES:
+        raise InvalidEvent(f"unknown event type {type!r}")
+    if type.startswith("task.") and not task_id:
+        raise InvalidEvent(f"{type} needs a task_id")
+    event = {
+        "v": VERSION,
+        "type": type,
+        "task_id": task_id,
+        "name": name,
+        "state": state if state is not None else TASK_EVENT_STATES.get(type),
+        "ts": time.time() if ts is None else ts,
+        "uid": os.urandom(8).hex(),
+        "worker": worker,
+        "data": jsonable(data or {}),
+    }
+    return event
+
+
+def jsonable(value: Any) -> Any:
+    """Return `value` if JSON can carry it, else a JSON-safe copy (repr for the rest)."""
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        pass
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    return repr(value)
+
+
+def encode(event: dict[str, Any]) -> str:
+    """Serialise an event for the log (compact JSON, always an object)."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+class LoggedEvent(dict):
+    """An event read from the log, carrying its JSON text (`text`) ready to send, and
+    the consumers' `websocket.send` message once one has built it."""
+
+    __slots__ = ("message", "text")
+
+
+def decode_entry(entry_id: str | bytes, fields: dict) -> LoggedEvent:
+    """Turn a stream entry (id, {"e": json, "seq": n}) into an event with `id` and `seq`."""
+    if isinstance(entry_id, bytes):
+        entry_id = entry_id.decode()
+    raw = fields.get("e", fields.get(b"e"))
+    if isinstance(raw, bytes):
+        raw = raw.decode()
+    seq = int(fields.get("seq", fields.get(b"seq", 0)))
+    # Same composition as the publish script's per-task copy: no re-encoding needed.
+    text = f'{{"id":"{entry_id}","seq":{seq},{raw[1:]}'
+    event = LoggedEvent(json.loads(text))
+    event.text = text
+    return event
+
+
+def parse_id(event_id: str) -> tuple[int, int]:
+    """Parse a stream id ("<ms>-<n>" or "<ms>") into a comparable tuple.
+
+    Raises ValueError on anything else, so callers can reject bad `since` values.
+    """
+    ms, _, n = str(event_id).partition("-")
+    if not ms.isdigit() or (n and not n.isdigit()):
+        raise ValueError(f"not an event id: {event_id!r}")
+    return int(ms), int(n or 0)
+
+
+def stream_key() -> str:
+    return conf.STREAM_KEY
+
+
+def task_key(task_id: str) -> str:
+    return f"{conf.STREAM_KEY}:task:{task_id}"
+
+
+def runs_key() -> str:
+    return f"{conf.STREAM_KEY}:runs"

@@ -1,0 +1,269 @@
+"""The state of a run as a pure function of its events.
+
+Events may arrive out of order (a worker's `task.received` can reach the log before the
+web process's `task.sent`), so each state has a rank within its attempt and a run only
+moves forward: `(attempt, rank)` must grow. Final states (SUCCESS, FAILURE, REVOKED,
+REJECTED, LOST) are terminal: no later event brings a run back to running. A retry is a
+new attempt of the same run, so the next attempt's `received`/`started` move it on.
+
+One exception to "final stays final": a run marked LOST (its worker died) that a worker
+receives again is a redelivery (acks_late; a Redis broker redelivers unacked tasks), so
+it becomes a new attempt of the same run instead of staying lost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery_live.log.events import parse_id
+
+FINAL_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED", "LOST"})
+RANK = {"PENDING": 0, "RECEIVED": 1, "STARTED": 2, "PROGRESS": 3, "RETRY": 4}
+
+
+@dataclass
+class RunState:
+    """Everything the views show about one run, folded from its events."""
+
+    task_id: str
+    name: str | None = None
+    state: str = "PENDING"
+    attempt: int = 0
+    args: list = field(default_factory=list)
+    kwargs: dict = field(default_factory=dict)
+    queue: str | None = None
+    worker: str | None = None
+    #: The worker process (workers.py instance id) that received the run last.
+    worker_instance: str | None = None
+    current: int = 0
+    total: int | None = None
+    iteration_results: dict[int, Any] = field(default_factory=dict)
+    result: Any = None
+    exception: str | None = None
+    traceback: str | None = None
+    sent_at: float | None = None
+    received_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    rerun_of: str | None = None
+    first_seen: float | None = None
+    last_event_at: float | None = None
+    events: list[dict] = field(default_factory=list)
+    last_id: str | None = None
+    last_seq: int = 0
+    #: Whether the last event applied changed `state` (views redraw less when it did not).
+    state_changed: bool = False
+    _seen: set = field(default_factory=set, repr=False)
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """How far in the log this state goes: `log_order` of its newest event."""
+        return log_order({"id": self.last_id, "seq": self.last_seq})
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def results(self) -> list:
+        """Each iteration's result, in iteration order."""
+        return [self.iteration_results[i] for i in sorted(self.iteration_results)]
+
+    @property
+    def search_text(self) -> str:
+        """Lower-cased JSON of args, kwargs and result: what free-text search looks in."""
+        return json.dumps([self.args, self.kwargs, self.result], ensure_ascii=False, default=str).lower()
+
+    @property
+    def queue_wait(self) -> float | None:
+        """Seconds from sent to started (the first attempt's wait)."""
+        if self.sent_at is None or self.started_at is None:
+            return None
+        return max(0.0, self.started_at - self.sent_at)
+
+    @property
+    def run_time(self) -> float | None:
+        """Seconds from started to the final state."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0.0, self.finished_at - self.started_at)
+
+    @property
+    def fraction(self) -> str:
+        """Share of the work done, 0 to 1, as CSS wants it."""
+        return f"{self.percent / 100:.3f}"
+
+    @property
+    def percent(self) -> int:
+        if self.state == "SUCCESS":
+            return 100
+        if not self.total:
+            return 0
+        return min(100, int(100 * self.current / self.total))
+
+    def apply(self, event: dict) -> RunState:
+        """Fold one event into this run (idempotent: an event seen twice counts once)."""
+        # A process re-sends what Redis may not have written before a connection broke;
+        # the copy has a new id but the same `uid`, and counts once.
+        key = event.get("uid") or event.get("id") or (event.get("type"), event.get("ts"))
+        if key in self._seen:
+            self.state_changed = False
+            return self
+        self._seen.add(key)
+        self.events.append(event)
+        if event.get("ts") and (self.first_seen is None or event["ts"] < self.first_seen):
+            self.first_seen = event["ts"]
+        if event.get("ts") and (self.last_event_at is None or event["ts"] > self.last_event_at):
+            self.last_event_at = event["ts"]
+        if self.last_id is None or log_order(event) > self.position:
+            # The newest event: its id says how far this state goes; its seq is where the
+            # run's list in Redis stands (it starts again at 1 if Redis lost its data).
+            self.last_seq, self.last_id = event.get("seq", 0), event.get("id")
+        data = event.get("data") or {}
+        etype = event.get("type")
+        ts = event.get("ts")
+        self.name = self.name or event.get("name")
+        # The worker that received the run (the name its heartbeats carry); later events
+        # from a pool child don't override it, a redelivery to another worker does.
+        if event.get("worker") and (etype == "task.received" or self.worker is None):
+            self.worker = event["worker"]
+        if etype == "task.received" and data.get("instance"):
+            self.worker_instance = data["instance"]
+        if "args" in data and not self.args:
+            self.args = list(data.get("args") or [])
+        if "kwargs" in data and not self.kwargs:
+            self.kwargs = dict(data.get("kwargs") or {})
+        if data.get("queue") and not self.queue:
+            self.queue = data["queue"]
+        if data.get("rerun_of") and not self.rerun_of:
+            self.rerun_of = data["rerun_of"]
+
+        if etype == "task.sent":
+            self.sent_at = ts if self.sent_at is None else min(self.sent_at, ts)
+        elif etype == "task.received":
+            self.received_at = ts if self.received_at is None else min(self.received_at, ts)
+        elif etype == "task.started":
+            self.started_at = ts if self.started_at is None else min(self.started_at, ts)
+        elif etype == "task.progress":
+            current = int(data.get("current") or 0)
+            self.current = max(self.current, current)
+            if data.get("total") is not None:
+                self.total = int(data["total"])
+            if "result" in data and current:
+                self.iteration_results[current] = data["result"]
+        elif etype == "task.succeeded":
+            self.result = data.get("result")
+        elif etype == "task.failed":
+            self.exception = data.get("exception")
+            self.traceback = data.get("traceback")
+        elif etype in ("task.revoked", "task.rejected", "task.lost", "task.retried"):
+            self.exception = data.get("reason") or self.exception
+
+        before = self.state
+        if etype == "task.received" and self.state == "LOST":
+            self.state, self.attempt, self.finished_at = "PENDING", self.attempt + 1, None
+            data = {**data, "attempt": self.attempt}
+        self._move(event.get("state"), data.get("attempt"), ts)
+        self.state_changed = self.state != before
+        return self
+
+    def _move(self, new_state: str | None, attempt: int | None, ts: float | None) -> None:
+        if new_state is None or self.is_final:
+            return
+        if new_state in FINAL_STATES:
+            self.state = new_state
+            self.finished_at = ts
+            if new_state == "SUCCESS" and self.total:
+                self.current = max(self.current, self.total)
+            return
+        attempt = self.attempt if attempt is None else int(attempt)
+        if (attempt, RANK.get(new_state, 0)) > (self.attempt, RANK.get(self.state, 0)):
+            self.state, self.attempt = new_state, attempt
+
+    def as_dict(self, with_events: bool = True) -> dict[str, Any]:
+        """The run as the JSON API shows it (`GET /api/tasks/<id>/`)."""
+        out = {
+            "task_id": self.task_id,
+            "name": self.name,
+            "state": self.state,
+            "args": self.args,
+            "kwargs": self.kwargs,
+            "progress": {"current": self.current, "total": self.total},
+            "results": self.results,
+            "result": self.result,
+            "exception": self.exception,
+            "traceback": self.traceback,
+            "worker": self.worker,
+            "worker_instance": self.worker_instance,
+            "queue": self.queue,
+            "attempt": self.attempt,
+            "sent_at": self.sent_at,
+            "received_at": self.received_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "queue_wait": self.queue_wait,
+            "run_time": self.run_time,
+            "last_event_id": self.last_id,
+            "rerun_of": self.rerun_of,
+        }
+        if with_events:
+            out["events"] = self.events
+        return out
+
+
+def log_order(event: dict) -> tuple[int, int]:
+    """Where an event stands in the log: its stream id, which grows across Redis restarts
+    (ids are times), unlike `seq`, which a run's list starts again if Redis lost its data."""
+    event_id = event.get("id")
+    return parse_id(event_id) if event_id else (0, event.get("seq") or 0)
+
+
+def fold(task_id: str, events: Iterable[dict]) -> RunState:
+    """The state of run `task_id` after `events` (in log order)."""
+    run = RunState(task_id=task_id)
+    for event in events:
+        run.apply(event)
+    return run
+
+
+class RunCache:
+    """Recent runs' states, advanced one event at a time in log order.
+
+    `advance` applies an event when it is the next (`seq`) of a run already followed and
+    returns None otherwise; the caller then `reload`s the run from its stored events.
+    """
+
+    def __init__(self, max_runs: int = 5000) -> None:
+        self.runs: OrderedDict[str, RunState] = OrderedDict()
+        self.max_runs = max_runs
+
+    def advance(self, event: dict) -> RunState | None:
+        run = self.runs.get(event.get("task_id"))
+        seq = event.get("seq", 0)
+        if run is None or run.last_seq not in (seq, seq - 1):
+            return None
+        if run.last_seq == seq - 1:
+            run.apply(event)
+        # else: this event is the last one applied (another view asked for it first)
+        self.runs.move_to_end(run.task_id)
+        return run
+
+    def reload(self, event: dict, stored: Iterable[dict]) -> RunState:
+        """The run right after `event`, folded from its stored events (up to that one)."""
+        task_id, until = event["task_id"], log_order(event)
+        events = [e for e in stored if log_order(e) <= until]
+        if not any(e.get("id") == event.get("id") for e in events):
+            events.append(event)
+        events.sort(key=log_order)
+        state = fold(task_id, events)
+        known = self.runs.get(task_id)
+        if known is None or until >= known.position:
+            self.runs[task_id] = state
+            self.runs.move_to_end(task_id)
+            if len(self.runs) > self.max_runs:
+                self.runs.popitem(last=False)
+        return state

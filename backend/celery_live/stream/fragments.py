@@ -1,0 +1,267 @@
+"""HTML fragments for the page: each event becomes htmx out-of-band swaps.
+
+For a run's first event in the log the fragment inserts the run's card at the top of
+`#runs`; for later events it replaces the card's head (state badge, progress bar,
+timings, result or error), or only its progress bar when a progress event leaves the
+state as it was (the common case, kept small), and, for progress with a result, appends
+that iteration to the card's list. The page's snapshot
+(`GET /`) renders runs as they were at its cursor, and the socket replays from that
+cursor, so every card is inserted exactly once and every iteration appended exactly once.
+
+Rendering is shared by all viewers of a process: each event is rendered once (cached by
+id), from the run's state right after that event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from django.template.loader import render_to_string
+from django.utils.html import format_html
+
+from celery_live.log.events import GAP
+from celery_live.runs.history import AsyncLog
+from celery_live.runs.state import RunCache, RunState
+
+STATE_LABELS = {
+    "PENDING": "Queued",
+    "RECEIVED": "Received",
+    "STARTED": "Started",
+    "PROGRESS": "Running",
+    "RETRY": "Retrying",
+    "SUCCESS": "Succeeded",
+    "FAILURE": "Failed",
+    "REVOKED": "Revoked",
+    "REJECTED": "Rejected",
+    "LOST": "Lost",
+}
+
+
+def run_context(run: RunState) -> dict[str, Any]:
+    """What the run templates need, computed once."""
+    kwargs = run.kwargs or {}
+    message = kwargs.get("name", kwargs.get("message"))
+    if message is None and run.args:
+        message = run.args[0]
+    return {
+        "run": run,
+        "label": STATE_LABELS.get(run.state, run.state.title()),
+        "short_name": (run.name or "unknown task").rsplit(".", 1)[-1],
+        "message": message,
+        "result_json": (
+            json.dumps(run.result, indent=2, ensure_ascii=False) if run.state == "SUCCESS" else None
+        ),
+        "iterations": sorted(run.iteration_results.items()),
+    }
+
+
+def render_card(run: RunState) -> str:
+    return render_to_string("celery_live/_run_card.html", run_context(run))
+
+
+def render_head(run: RunState, oob: bool = False) -> str:
+    return render_to_string("celery_live/_run_head.html", {**run_context(run), "oob": oob})
+
+
+def render_progress(run: RunState) -> str:
+    """Only the progress bar and `k / n`, as an out-of-band swap."""
+    return render_to_string("celery_live/_run_progress.html", {"run": run, "oob": True})
+
+
+def render_iteration(index: int, result: Any) -> str:
+    return render_to_string("celery_live/_iteration.html", {"index": index, "result": result})
+
+
+def render_gap_notice(event: dict[str, Any]) -> str:
+    """A notice at the top of every page: events a process had to drop while Redis was away."""
+    return render_to_string("celery_live/_gap_notice.html", {"event": event, "data": event.get("data") or {}})
+
+
+def render_cursor(event_id: str) -> str:
+    return format_html('<span id="live-cursor" hx-swap-oob="true" data-last-id="{}"></span>', event_id)
+
+
+def task_fragment(event: dict[str, Any], run: RunState) -> str:
+    """The swaps for one task event, given the run's state right after it."""
+    task_id = run.task_id
+    # The run's first event brings its card. Not "seq 1": after Redis lost its data a run's
+    # later events start a new list at seq 1, and its card may be on the page already.
+    if run.events and run.events[0].get("id") == event.get("id"):
+        return format_html('<div hx-swap-oob="afterbegin:#runs">{}</div>', render_card(run))
+    data = event.get("data") or {}
+    if event.get("type") == "task.progress" and not run.state_changed:
+        parts = [render_progress(run)]
+    else:
+        parts = [render_head(run, oob=True)]
+    if event.get("type") == "task.progress" and data.get("current") and "result" in data:
+        parts.append(
+            format_html(
+                '<div hx-swap-oob="beforeend:#run-{}-results">{}</div>',
+                task_id,
+                render_iteration(int(data["current"]), data["result"]),
+            )
+        )
+    return "".join(parts)
+
+
+EVENT_LABELS = {
+    "task.sent": "Sent",
+    "task.received": "Received",
+    "task.started": "Started",
+    "task.progress": "Progress",
+    "task.log": "Note",
+    "task.retried": "Retry",
+    "task.succeeded": "Succeeded",
+    "task.failed": "Failed",
+    "task.revoked": "Revoked",
+    "task.rejected": "Rejected",
+    "task.lost": "Lost",
+}
+
+
+def event_detail(event: dict[str, Any]) -> str:
+    """One line saying what an event carried, for the timeline."""
+    data = event.get("data") or {}
+    etype = event.get("type")
+    if etype == "task.sent":
+        extra = f" (re-run of {data['rerun_of']})" if data.get("rerun_of") else ""
+        return f"to queue {data.get('queue') or '?'}{extra}"
+    if etype in ("task.received", "task.started"):
+        attempt = data.get("attempt") or 0
+        return (
+            f"by {event.get('worker') or '?'}"
+            + (f", attempt {attempt + 1}" if attempt else "")
+            + (" (redelivered)" if data.get("redelivered") else "")
+        )
+    if etype == "task.progress":
+        return f"{data.get('current')}/{data.get('total')}: {data.get('result')}"
+    if etype == "task.succeeded":
+        return "reconciled from the result backend" if data.get("reconciled") else ""
+    if etype == "task.failed":
+        return data.get("exception") or ""
+    if etype == "task.revoked":
+        return "terminated" if data.get("terminated") else ("expired" if data.get("expired") else "")
+    return str(data.get("message") or data.get("reason") or "")
+
+
+def timeline_item(event: dict[str, Any], previous_ts: float | None) -> dict[str, Any]:
+    ts = event.get("ts")
+    return {
+        "event": event,
+        "label": EVENT_LABELS.get(event.get("type"), event.get("type")),
+        "type_class": (event.get("type") or "").replace(".", "-"),
+        "delta": (ts - previous_ts) if ts is not None and previous_ts is not None else None,
+        "detail": event_detail(event),
+    }
+
+
+def timeline_rows(run: RunState) -> list[dict[str, Any]]:
+    """The run's events as timeline items, with the time since the previous one."""
+    rows, previous = [], None
+    for event in sorted(run.events, key=lambda e: e.get("seq", 0)):
+        rows.append(timeline_item(event, previous))
+        previous = event.get("ts", previous)
+    return rows
+
+
+def render_row(run: RunState, upsert: bool) -> str:
+    """A run's row in the list, as an out-of-band swap (inserted by live.js when new)."""
+    return render_to_string("celery_live/_run_row.html", {**run_context(run), "oob": True, "upsert": upsert})
+
+
+@dataclass(frozen=True)
+class PageView:
+    """What one page socket shows: `index`, `detail` (one run) or a filtered `list`."""
+
+    kind: str = "index"
+    run_filter: Any = None
+    upsert: bool = True
+
+
+INDEX = PageView()
+
+
+@dataclass(frozen=True)
+class _ListParts:
+    row: str
+    row_upsert: str
+    run: Any  # what filters look at, frozen at this event
+    #: Whether this event can have made the run stop matching a filter (state or worker
+    #: changed); only then does a non-matching run need removing from a list.
+    may_leave: bool
+
+
+class FragmentRenderer:
+    """Renders events to fragments once per process and view kind, keeping recent runs' states."""
+
+    def __init__(self, max_runs: int = 5000, max_fragments: int = 20000) -> None:
+        self.runs = RunCache(max_runs)
+        self.fragments: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self.max_fragments = max_fragments
+
+    async def fragment(self, event: dict[str, Any], log: AsyncLog, view: PageView = INDEX) -> str:
+        if event.get("type") == GAP:
+            return render_gap_notice(event)
+        if not (event.get("task_id") and event["type"].startswith("task.")):
+            return ""
+        key = (event["id"], view.kind)
+        cached = self.fragments.get(key)
+        if cached is None:
+            cached = self._render(event, await self.state_after(event, log), view.kind)
+            self.fragments[key] = cached
+            if len(self.fragments) > self.max_fragments:
+                self.fragments.popitem(last=False)
+        if view.kind != "list":
+            return cached
+        if view.run_filter is not None and not view.run_filter.matches(cached.run):
+            if not cached.may_leave:
+                return ""
+            return format_html('<div id="row-{}" hx-swap-oob="delete"></div>', event["task_id"])
+        return cached.row_upsert if view.upsert else cached.row
+
+    def _render(self, event: dict[str, Any], run: RunState, kind: str) -> Any:
+        if kind == "list":
+            snapshot = SimpleNamespace(
+                state=run.state,
+                name=run.name,
+                worker=run.worker,
+                queue=run.queue,
+                first_seen=run.first_seen,
+                search_text=run.search_text,
+            )
+            may_leave = run.state_changed or event.get("type") == "task.received"
+            return _ListParts(
+                render_row(run, upsert=False), render_row(run, upsert=True), snapshot, may_leave
+            )
+        html = task_fragment(event, run)
+        if kind == "detail":
+            previous = next(
+                (e.get("ts") for e in reversed(run.events) if e.get("seq", 0) < event.get("seq", 0)), None
+            )
+            html += format_html(
+                '<div hx-swap-oob="beforeend:#timeline">{}</div>',
+                render_to_string("celery_live/_timeline_item.html", timeline_item(event, previous)),
+            )
+            if event.get("type") == "task.failed":
+                html += render_to_string("celery_live/_traceback.html", {"run": run, "oob": True})
+        return html
+
+    async def state_after(self, event: dict[str, Any], log: AsyncLog) -> RunState:
+        """The run right after `event`. Callers use it at once (no await in between)."""
+        run = self.runs.advance(event)  # the common, live case
+        if run is None:  # a run not followed yet, or an older event (a viewer catching up)
+            run = self.runs.reload(event, await log.task_events(event["task_id"]))
+        return run
+
+    async def frame(self, events: list[dict[str, Any]], log: AsyncLog, view: PageView = INDEX) -> str:
+        """One WebSocket frame for consecutive events: their swaps, then the cursor."""
+        parts = [await self.fragment(event, log, view) for event in events]
+        parts.append(render_cursor(events[-1]["id"]))
+        return "".join(parts)
+
+
+renderer = FragmentRenderer()

@@ -1,0 +1,245 @@
+"""Celery signals -> celery-live events.
+
+Where each handler runs (prefork pool; docs/architecture.md has the whole path):
+- `before_task_publish`: whatever process sends the task (web, CLI, a worker retrying).
+  Before, not after: once the broker has the message a worker may receive it at once,
+  and its `task.received` must not reach the log ahead of `task.sent`.
+- `task_received`, `task_revoked`, `task_rejected`, `task_unknown`, `worker_ready`,
+  `worker_shutdown`: the worker's main process.
+- `task_prerun`, `task_success`, `task_failure`, `task_retry`: the pool child (the parent
+  sends `task_failure` itself when a child dies or hits the hard time limit).
+
+Every handler publishes one event and never raises into Celery. Events from a worker
+(received, started, succeeded, failed, retried; and progress) do not wait for Redis'
+answer (`wait=False`): one process's events keep their order on its one connection, and
+`received` is written to Redis' socket before the task is handed to a pool process, so
+Redis (which serves ready connections first come, first served) logs it first. Should
+two ever swap, the run's state does not go back: states only move forward (state.py).
+Measured with a no-op task: waiting for `received` cost the worker 8 % of its throughput.
+`sent` waits: it must be in the log before any worker can receive the task.
+"""
+
+from __future__ import annotations
+
+import traceback as traceback_module
+from typing import Any
+
+from celery import signals
+
+from celery_live.log.events import RERUN_HEADER
+from celery_live.log.publishing import get_publisher, publish
+from celery_live.log.workers import current_instance
+
+
+def _attempt(request: Any) -> int:
+    """The attempt number (Celery's `retries`) of a request, a context or a task request."""
+    retries = getattr(request, "retries", None)
+    if retries is None:
+        retries = (getattr(request, "request_dict", None) or {}).get("retries", 0)
+    return int(retries or 0)
+
+
+def _task_request(sender: Any) -> Any:
+    return getattr(sender, "request", None)
+
+
+@signals.before_task_publish.connect(dispatch_uid="celery_live.sent")
+def on_before_task_publish(
+    sender: str | None = None,
+    body: Any = None,
+    headers: dict | None = None,
+    routing_key: str | None = None,
+    exchange: str | None = None,
+    **kwargs: Any,
+) -> None:
+    headers = headers or {}
+    task_id = headers.get("id")
+    if not task_id:  # protocol 1 message: nothing we can follow
+        return
+    args, task_kwargs = [], {}
+    if isinstance(body, (list, tuple)) and len(body) >= 2:
+        args, task_kwargs = body[0], body[1]
+    publish(
+        "task.sent",
+        task_id=task_id,
+        name=headers.get("task") or sender,
+        data={
+            "args": args,
+            "kwargs": task_kwargs,
+            "queue": routing_key or exchange or None,
+            "eta": headers.get("eta"),
+            "attempt": int(headers.get("retries") or 0),
+            "parent_id": headers.get("parent_id"),
+            "root_id": headers.get("root_id"),
+            "rerun_of": headers.get(RERUN_HEADER),
+        },
+    )
+
+
+@signals.task_received.connect(dispatch_uid="celery_live.received")
+def on_task_received(sender: Any = None, request: Any = None, **kwargs: Any) -> None:
+    delivery = getattr(request, "delivery_info", None) or {}
+    publish(
+        "task.received",
+        wait=False,
+        task_id=request.id,
+        name=request.name,
+        worker=getattr(request, "hostname", None),
+        data={
+            "args": list(getattr(request, "args", []) or []),
+            "kwargs": dict(getattr(request, "kwargs", {}) or {}),
+            "queue": delivery.get("routing_key"),
+            "attempt": _attempt(request),
+            "redelivered": bool(delivery.get("redelivered")),
+            # Which process of this worker holds the task: a restart under the same
+            # hostname must not pass for it (workers.py).
+            "instance": current_instance(),
+        },
+    )
+
+
+@signals.task_prerun.connect(dispatch_uid="celery_live.started")
+def on_task_prerun(sender: Any = None, task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
+    request = _task_request(task)
+    publish(
+        "task.started",
+        wait=False,
+        task_id=task_id,
+        name=getattr(task, "name", None),
+        worker=getattr(request, "hostname", None),
+        data={"attempt": _attempt(request)},
+    )
+
+
+@signals.task_success.connect(dispatch_uid="celery_live.succeeded")
+def on_task_success(
+    sender: Any = None, result: Any = None, runtime: float | None = None, **kwargs: Any
+) -> None:
+    request = _task_request(sender)
+    publish(
+        "task.succeeded",
+        wait=False,
+        task_id=request.id,
+        name=sender.name,
+        worker=getattr(request, "hostname", None),
+        data={"result": result, "runtime": runtime, "attempt": _attempt(request)},
+    )
+
+
+@signals.task_failure.connect(dispatch_uid="celery_live.failed")
+def on_task_failure(
+    sender: Any = None,
+    task_id: str | None = None,
+    exception: BaseException | None = None,
+    traceback: Any = None,
+    einfo: Any = None,
+    **kwargs: Any,
+) -> None:
+    # In the pool child `sender.request` is this task's request; in the parent (child
+    # lost, hard time limit) it is not, so the worker name comes from the task's app.
+    request = _task_request(sender)
+    same_request = getattr(request, "id", None) == task_id
+    if einfo is not None and getattr(einfo, "traceback", None):
+        tb_text = einfo.traceback
+    elif traceback is not None:
+        tb_text = "".join(traceback_module.format_tb(traceback))
+    else:
+        tb_text = None
+    publish(
+        "task.failed",
+        wait=False,
+        task_id=task_id,
+        name=getattr(sender, "name", None),
+        worker=getattr(request, "hostname", None) if same_request else None,
+        data={
+            "exception": f"{type(exception).__name__}: {exception}" if exception else None,
+            "exc_type": type(exception).__name__ if exception else None,
+            "traceback": tb_text,
+            "attempt": _attempt(request) if same_request else None,
+        },
+    )
+
+
+@signals.task_retry.connect(dispatch_uid="celery_live.retried")
+def on_task_retry(sender: Any = None, request: Any = None, reason: Any = None, **kwargs: Any) -> None:
+    publish(
+        "task.retried",
+        wait=False,
+        task_id=request.id,
+        name=getattr(sender, "name", None),
+        worker=getattr(request, "hostname", None),
+        data={"reason": str(reason), "attempt": _attempt(request)},
+    )
+
+
+@signals.task_revoked.connect(dispatch_uid="celery_live.revoked")
+def on_task_revoked(
+    sender: Any = None,
+    request: Any = None,
+    terminated: bool = False,
+    signum: Any = None,
+    expired: bool = False,
+    **kwargs: Any,
+) -> None:
+    publish(
+        "task.revoked",
+        task_id=request.id,
+        name=getattr(request, "task", None) or getattr(sender, "name", None),
+        worker=getattr(request, "hostname", None),
+        data={
+            "terminated": bool(terminated),
+            "signum": str(signum) if signum is not None else None,
+            "expired": bool(expired),
+        },
+    )
+
+
+@signals.task_rejected.connect(dispatch_uid="celery_live.rejected")
+def on_task_rejected(sender: Any = None, message: Any = None, exc: Any = None, **kwargs: Any) -> None:
+    headers = getattr(message, "headers", None) or {}
+    if not headers.get("id"):
+        return
+    publish(
+        "task.rejected",
+        task_id=headers["id"],
+        name=headers.get("task"),
+        worker=getattr(sender, "hostname", None),
+        data={"reason": str(exc) if exc else "rejected by the worker"},
+    )
+
+
+@signals.task_unknown.connect(dispatch_uid="celery_live.unknown")
+def on_task_unknown(
+    sender: Any = None,
+    message: Any = None,
+    exc: Any = None,
+    name: str | None = None,
+    id: str | None = None,
+    **kwargs: Any,
+) -> None:
+    if not id:
+        return
+    publish(
+        "task.rejected",
+        task_id=id,
+        name=name,
+        worker=getattr(sender, "hostname", None),
+        data={"reason": f"unknown task {name!r}: not registered on this worker"},
+    )
+
+
+@signals.worker_ready.connect(dispatch_uid="celery_live.worker_online")
+def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
+    publish("worker.online", worker=getattr(sender, "hostname", None), data={"instance": current_instance()})
+
+
+@signals.worker_shutdown.connect(dispatch_uid="celery_live.worker_offline")
+def on_worker_shutdown(sender: Any = None, **kwargs: Any) -> None:
+    publish("worker.offline", worker=getattr(sender, "hostname", None))
+
+
+@signals.worker_process_shutdown.connect(dispatch_uid="celery_live.flush")
+def on_worker_process_shutdown(**kwargs: Any) -> None:
+    # A pool child leaves with os._exit (no atexit): publish what it still buffers first
+    # (Redis was away), or say how many events are lost.
+    get_publisher().close()

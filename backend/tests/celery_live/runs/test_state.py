@@ -1,0 +1,113 @@
+"""A run's state is a pure function of its events (no servers here)."""
+
+from celery_live.runs.state import RunState, fold
+
+
+def event(type_, state, seq, attempt=0, **data):
+    return {
+        "id": f"{1000 + seq}-0",
+        "seq": seq,
+        "type": type_,
+        "state": state,
+        "ts": 1000.0 + seq,
+        "task_id": "t1",
+        "name": "apps.assets.tasks.example_async_task",
+        "worker": "celery@w",
+        "data": {"attempt": attempt, **data},
+    }
+
+
+SENT = event("task.sent", "PENDING", 1, args=[], kwargs={"name": "Bob", "count": 2})
+RECEIVED = event("task.received", "RECEIVED", 2)
+STARTED = event("task.started", "STARTED", 3)
+P1 = event("task.progress", "PROGRESS", 4, current=1, total=2, result="Bob - iteration 1")
+P2 = event("task.progress", "PROGRESS", 5, current=2, total=2, result="Bob - iteration 2")
+DONE = event("task.succeeded", "SUCCESS", 6, result={"status": "completed"})
+
+
+def test_a_successful_run_ends_success_with_every_iteration_in_order():
+    run = fold("t1", [SENT, RECEIVED, STARTED, P1, P2, DONE])
+    assert run.state == "SUCCESS"
+    assert run.results == ["Bob - iteration 1", "Bob - iteration 2"]
+    assert (run.current, run.total) == (2, 2)
+    assert run.result == {"status": "completed"}
+    assert run.kwargs == {"name": "Bob", "count": 2}
+    assert run.queue_wait == 2.0
+    assert run.run_time == 3.0
+
+
+def test_events_out_of_order_never_move_a_run_backwards():
+    run = fold("t1", [RECEIVED, STARTED, P2, SENT, P1])
+    assert run.state == "PROGRESS"
+    assert run.current == 2
+    assert run.results == ["Bob - iteration 1", "Bob - iteration 2"]
+
+
+def test_a_final_state_stays_final_whatever_arrives_late():
+    run = fold("t1", [SENT, DONE, STARTED, P1, event("task.failed", "FAILURE", 9, exception="X")])
+    assert run.state == "SUCCESS"
+    assert run.is_final
+
+
+def test_the_same_event_twice_counts_once():
+    run = fold("t1", [SENT, P1, P1, RECEIVED, RECEIVED])
+    assert len(run.events) == 3
+    assert run.results == ["Bob - iteration 1"]
+
+
+def test_a_retry_is_a_new_attempt_that_moves_the_run_on():
+    retried = event("task.retried", "RETRY", 4, reason="try again")
+    resent = event("task.sent", "PENDING", 5, attempt=1)
+    received_again = event("task.received", "RECEIVED", 6, attempt=1)
+    started_again = event("task.started", "STARTED", 7, attempt=1)
+    run = fold("t1", [SENT, RECEIVED, STARTED, retried])
+    assert run.state == "RETRY"
+    run.apply(resent)
+    assert (run.state, run.attempt) == ("PENDING", 1)
+    run.apply(received_again).apply(started_again)
+    assert (run.state, run.attempt) == ("STARTED", 1)
+
+
+def test_failure_keeps_the_error_and_traceback():
+    failed = event("task.failed", "FAILURE", 5, exception="DemoTaskError: boom", traceback="Traceback...")
+    run = fold("t1", [SENT, RECEIVED, STARTED, P1, failed])
+    assert run.state == "FAILURE"
+    assert run.exception == "DemoTaskError: boom"
+    assert run.traceback == "Traceback..."
+    assert run.percent == 50
+
+
+def test_as_dict_has_the_documented_fields():
+    data = fold("t1", [SENT, RECEIVED, STARTED, P1, P2, DONE]).as_dict()
+    for key in (
+        "task_id",
+        "name",
+        "state",
+        "args",
+        "kwargs",
+        "progress",
+        "results",
+        "result",
+        "traceback",
+        "worker",
+        "events",
+    ):
+        assert key in data
+    assert data["progress"] == {"current": 2, "total": 2}
+    assert RunState(task_id="x").as_dict()["state"] == "PENDING"
+
+
+def test_a_lost_run_received_again_is_a_new_attempt():
+    lost = event("task.lost", "LOST", 4, reason="worker died")
+    redelivered = event("task.received", "RECEIVED", 5, redelivered=True)
+    run = fold("t1", [SENT, RECEIVED, STARTED, lost])
+    assert run.state == "LOST"
+    run.apply(redelivered)
+    assert (run.state, run.attempt, run.finished_at) == ("RECEIVED", 1, None)
+    run.apply(event("task.succeeded", "SUCCESS", 6, attempt=1, result=1))
+    assert run.state == "SUCCESS"
+
+
+def test_a_rerun_remembers_what_it_repeats():
+    sent = event("task.sent", "PENDING", 1, rerun_of="t0", args=[], kwargs={})
+    assert fold("t1", [sent]).rerun_of == "t0"

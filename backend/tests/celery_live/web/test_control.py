@@ -1,0 +1,65 @@
+"""Revoke, terminate and re-run, through the API (real worker, real broker)."""
+
+import json
+
+import pytest
+
+from apps.assets.tasks import example_async_task
+from celery_live.runs import history
+from tests.helpers import final_run, wait_for
+
+pytestmark = pytest.mark.django_db
+
+
+def post(client, url, body=None):
+    return client.post(url, data=json.dumps(body or {}), content_type="application/json")
+
+
+def test_revoking_a_queued_task_records_the_request_and_the_revocation(client, celery_worker):
+    result = example_async_task.apply_async(("Later", 1), {"delay": 0}, countdown=2)
+    wait_for(lambda: history.get_run(result.id), message="run logged")
+    response = post(client, f"/api/tasks/{result.id}/revoke")
+    assert response.status_code == 202
+    run = final_run(result.id)
+    assert run.state == "REVOKED"
+    notes = [e for e in run.events if e["type"] == "task.log"]
+    assert notes[0]["data"]["control"] == "revoke"
+
+
+def test_rerun_sends_the_same_task_with_the_same_arguments_linked_to_the_old_one(client, celery_worker):
+    first = example_async_task.delay("Again", 2, delay=0)
+    final_run(first.id)
+    response = post(client, f"/api/tasks/{first.id}/rerun")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["rerun_of"] == first.id
+    again = final_run(body["task_id"])
+    assert again.args == ["Again", 2]
+    assert again.kwargs == {"delay": 0}
+    assert again.rerun_of == first.id
+    assert again.result == final_run(first.id).result
+    assert history.get_run(first.id).events[-1]["data"]["rerun_id"] == body["task_id"]
+
+
+def test_control_errors_are_clear(client, celery_worker):
+    done = example_async_task.delay("Done", 1, delay=0)
+    final_run(done.id)
+    assert post(client, "/api/tasks/nope/revoke").status_code == 404
+    assert post(client, "/api/tasks/nope/rerun").status_code == 404
+    finished = post(client, f"/api/tasks/{done.id}/revoke")
+    assert finished.status_code == 409
+    assert "already ended (SUCCESS)" in finished.json()["errors"]["__all__"][0]
+    bad = post(client, f"/api/tasks/{done.id}/revoke", {"terminate": "yes"})
+    assert bad.status_code == 400
+    assert "terminate" in bad.json()["errors"]
+
+
+def test_with_login_required_control_and_launch_need_permission(client, settings, django_user_model):
+    settings.CELERY_LIVE_REQUIRE_LOGIN = True
+    denied = post(client, "/api/tasks/", {"message": "x", "count": 1})
+    assert denied.status_code == 403
+    assert post(client, "/api/tasks/any/rerun").status_code == 403
+    assert client.get("/api/tasks/").status_code == 200  # viewing stays open
+    user = django_user_model.objects.create_user("viewer", password="pw")
+    client.force_login(user)
+    assert post(client, "/api/tasks/any/rerun").status_code == 403
