@@ -7,8 +7,8 @@ import time
 from celery import shared_task
 
 from celery_live.conf import conf
-from celery_live.log.events import runs_key
-from celery_live.log.publishing import get_publisher
+from celery_live.log import store
+from celery_live.log.store import runs_key
 from celery_live.runs.models import Event, Run
 
 
@@ -19,5 +19,5 @@ def prune_history(days: float | None = None) -> dict:
     cutoff = time.time() - keep_days * 86400
     runs, _ = Run.objects.filter(first_seen__lt=cutoff).delete()
     events, _ = Event.objects.filter(ts__lt=cutoff).delete()
-    indexed = get_publisher().client.zremrangebyscore(runs_key(), "-inf", cutoff)
+    indexed = store.client().zremrangebyscore(runs_key(), "-inf", cutoff)
     return {"runs": runs, "events": events, "index": indexed}

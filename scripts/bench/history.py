@@ -49,19 +49,19 @@ def in_stack(stack: Stack, code: str) -> str:
 
 
 PUBLISH = """
-from celery_live.log import events, publishing
+from celery_live.log import events, publishing, store
 publisher = publishing.get_publisher()
 script = publisher._ensure()
 pipe = publisher.client.pipeline(transaction=False)
 for i in range({n}):
     event = events.make_event("task.progress", task_id=f"catchup-{{i % 50}}", name="bench",
                               data={{"current": i, "total": {n}, "result": f"r{{i}}"}})
-    script(keys=[events.stream_key(), events.task_key(event["task_id"]), events.runs_key()],
+    script(keys=[store.stream_key(), store.task_key(event["task_id"]), store.runs_key()],
            args=[events.encode(event), 1_000_000, 86400, event["task_id"], event["ts"]], client=pipe)
     if i % 1000 == 999:
         pipe.execute()
 pipe.execute()
-print(publishing.get_publisher().client.xrevrange(events.stream_key(), count=1)[0][0])
+print(publishing.get_publisher().client.xrevrange(store.stream_key(), count=1)[0][0])
 """
 
 
@@ -86,10 +86,10 @@ async def catch_up(port: int, since: str, expected: int, timeout: float = 120) -
 def wait_recorded(stack: Stack, timeout: float = 120) -> None:
     code = """
 from celery_live.log import events, publishing
-from celery_live.runs.recorder import GROUP
+from celery_live.log.store import RECORDER_GROUP
 client = publishing.get_publisher().client
-last = client.xrevrange(events.stream_key(), count=1)[0][0]
-group = [g for g in client.xinfo_groups(events.stream_key()) if g["name"] == GROUP]
+last = client.xrevrange(store.stream_key(), count=1)[0][0]
+group = [g for g in client.xinfo_groups(store.stream_key()) if g["name"] == GROUP]
 print(bool(group) and group[0]["last-delivered-id"] == last and group[0]["pending"] == 0)
 """
     deadline = time.monotonic() + timeout
@@ -120,7 +120,7 @@ def bench_catch_up(n: int) -> dict:
         in_stack(
             stack,
             "from celery_live.log import events, publishing; publishing.get_publisher().client.xtrim("
-            "events.stream_key(), maxlen=0); publishing.publish('worker.heartbeat', worker='x')",
+            "store.stream_key(), maxlen=0); publishing.publish('worker.heartbeat', worker='x')",
         )
         results["from_database"] = timed_catch_up(stack.port, since, n)
     return results

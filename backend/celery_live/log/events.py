@@ -22,8 +22,6 @@ import os
 import time
 from typing import Any
 
-from celery_live.conf import conf
-
 VERSION = 1
 
 #: Event type -> the Celery state it puts a run in (None: not a task state change).
@@ -137,15 +135,3 @@ def parse_id(event_id: str) -> tuple[int, int]:
     if not ms.isdigit() or (n and not n.isdigit()):
         raise ValueError(f"not an event id: {event_id!r}")
     return int(ms), int(n or 0)
-
-
-def stream_key() -> str:
-    return conf.STREAM_KEY
-
-
-def task_key(task_id: str) -> str:
-    return f"{conf.STREAM_KEY}:task:{task_id}"
-
-
-def runs_key() -> str:
-    return f"{conf.STREAM_KEY}:runs"

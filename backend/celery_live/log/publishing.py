@@ -64,7 +64,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from celery_live.conf import conf
-from celery_live.log.events import GAP, InvalidEvent, encode, make_event, runs_key, stream_key, task_key
+from celery_live.log import store
+from celery_live.log.events import GAP, InvalidEvent, encode, make_event
+from celery_live.log.store import runs_key, stream_key, task_key
 
 logger = logging.getLogger(__name__)
 
@@ -526,12 +528,10 @@ class Publisher:
         if self._script is None:
             with self._lock:
                 if self._script is None:
-                    client = redis.Redis.from_url(
-                        self._url or conf.redis_url,
-                        decode_responses=True,
-                        socket_timeout=5,
-                        socket_connect_timeout=2,
-                        health_check_interval=30,
+                    client = (
+                        redis.Redis.from_url(self._url, **store.CLIENT_OPTIONS)
+                        if self._url
+                        else store.client()
                     )
                     self._client = client
                     self._script = client.register_script(_PUBLISH_LUA)

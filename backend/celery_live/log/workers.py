@@ -22,15 +22,10 @@ from typing import Any
 import redis
 
 from celery_live.conf import conf
-from celery_live.log.events import stream_key
+from celery_live.log.store import workers_key
 
 #: This process's instance id, once it has started beating as a worker (set_instance).
 _instance: str | None = None
-
-
-def workers_key() -> str:
-    """The Redis hash of last heartbeats, by hostname."""
-    return f"{stream_key()}:workers"
 
 
 def set_instance(started: float | None = None) -> str:

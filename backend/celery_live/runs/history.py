@@ -14,22 +14,19 @@ import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 
 from celery_live.conf import conf
-from celery_live.log.events import decode_entry, parse_id, runs_key, stream_key, task_key
-from celery_live.log.publishing import get_publisher
+from celery_live.log import store
+from celery_live.log.events import decode_entry, parse_id
+from celery_live.log.store import runs_key, stream_key, task_key
 from celery_live.runs.state import RunState, fold, log_order
 
 ZERO_ID = "0-0"
-
-
-def _client() -> redis.Redis:
-    return get_publisher().client
 
 
 def task_events(task_id: str) -> list[dict[str, Any]]:
     """Every event of run `task_id`, in log order (from Redis, else from the database: also
     while Redis is unreachable)."""
     try:
-        raws = _client().lrange(task_key(task_id), 0, -1)
+        raws = store.client().lrange(task_key(task_id), 0, -1)
     except redis.RedisError:
         return recorded_task_events(task_id)
     return with_recorded(task_id, [json.loads(raw) for raw in raws])
@@ -77,7 +74,7 @@ def get_run(task_id: str, until_id: str | None = None) -> RunState | None:
 def recent_task_ids(limit: int = 50, before: float | None = None) -> list[str]:
     """Ids of the newest runs (by first event time), newest first."""
     top = f"({before}" if before is not None else "+inf"
-    return _client().zrevrangebyscore(runs_key(), top, "-inf", start=0, num=limit)
+    return store.client().zrevrangebyscore(runs_key(), top, "-inf", start=0, num=limit)
 
 
 def recent_runs(limit: int = 50, before: float | None = None, until_id: str | None = None) -> list[RunState]:
@@ -87,7 +84,7 @@ def recent_runs(limit: int = 50, before: float | None = None, until_id: str | No
         ids = recent_task_ids(limit, before)
         if not ids:
             return []
-        pipe = _client().pipeline(transaction=False)
+        pipe = store.client().pipeline(transaction=False)
         for task_id in ids:
             pipe.lrange(task_key(task_id), 0, -1)
         replies = pipe.execute()
@@ -123,7 +120,7 @@ def page_runs(limit: int, until_id: str) -> list[RunState]:
 def last_event_id() -> str:
     """Id of the newest event in the stream ("0-0" when empty, or Redis unreachable)."""
     try:
-        newest = _client().xrevrange(stream_key(), count=1)
+        newest = store.client().xrevrange(stream_key(), count=1)
     except redis.RedisError:
         return ZERO_ID
     return newest[0][0] if newest else ZERO_ID
@@ -152,7 +149,7 @@ def newest_recorded_id() -> str | None:
 
 def read_after(since: str, count: int = 1000, block_ms: int | None = None) -> list[dict[str, Any]]:
     """Events after `since` (exclusive), oldest first; waits up to `block_ms` for new ones."""
-    reply = _client().xread({stream_key(): since}, count=count, block=block_ms)
+    reply = store.client().xread({stream_key(): since}, count=count, block=block_ms)
     if not reply:
         return []
     return [decode_entry(entry_id, fields) for entry_id, fields in reply[0][1]]

@@ -29,9 +29,9 @@ from celery.result import AsyncResult
 from django.utils import timezone
 
 from celery_live.conf import conf
-from celery_live.log.events import stream_key
 from celery_live.log.publishing import publish
-from celery_live.log.workers import read_beats, why_gone, workers_key
+from celery_live.log.store import reaper_lock_key, reaper_mark_key, workers_key
+from celery_live.log.workers import read_beats, why_gone
 from celery_live.runs import history
 from celery_live.runs.models import Run
 from celery_live.runs.state import FINAL_STATES
@@ -77,7 +77,7 @@ class Reaper:
         if now < self._next_check:
             return
         self._next_check = now + 1.0
-        if not self.client.set(f"{stream_key()}:reaper-lock", "1", nx=True, px=900):
+        if not self.client.set(reaper_lock_key(), "1", nx=True, px=900):
             return
         self.mark_lost(now)
         if now >= self._next_reconcile:
@@ -86,7 +86,7 @@ class Reaper:
 
     def _once(self, task_id: str, what: str, seconds: int = 120) -> bool:
         """True the first time `what` is done for `task_id` (so replicas don't repeat it)."""
-        return bool(self.client.set(f"{stream_key()}:{what}:{task_id}", "1", nx=True, ex=seconds))
+        return bool(self.client.set(reaper_mark_key(what, task_id), "1", nx=True, ex=seconds))
 
     def mark_lost(self, now: float) -> list[str]:
         """Mark runs whose worker process is gone LOST; return their ids."""

@@ -28,7 +28,9 @@ import redis
 from django.db import IntegrityError, close_old_connections, connection, transaction
 
 from celery_live.conf import conf
-from celery_live.log.events import decode_entry, parse_id, stream_key
+from celery_live.log import store
+from celery_live.log.events import decode_entry, parse_id
+from celery_live.log.store import RECORDER_GROUP, stream_key
 from celery_live.runs.history import task_events
 from celery_live.runs.models import Event, Run
 from celery_live.runs.reaper import Reaper
@@ -36,7 +38,6 @@ from celery_live.runs.state import RunCache, RunState, log_order
 
 logger = logging.getLogger(__name__)
 
-GROUP = "celery-live-recorder"
 #: How long an entry another recorder read may stay unacknowledged before this one takes it
 #: over. A recorder that died (or is stopped) holds its entries this long at most; taking
 #: over a slow but live one's entries is harmless (events are stored once by id, a run row
@@ -48,9 +49,8 @@ CLAIM_EVERY = 5.0
 
 class Recorder:
     def __init__(self, client: redis.Redis | None = None, name: str | None = None, batch: int = 500) -> None:
-        from celery_live.log.publishing import get_publisher
 
-        self.client = client or get_publisher().client
+        self.client = client or store.client()
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.batch = batch
         self.runs = RunCache()
@@ -61,7 +61,7 @@ class Recorder:
     def ensure_group(self) -> None:
         try:
             # From the start of the stream: whatever is in it has not been recorded yet.
-            self.client.xgroup_create(stream_key(), GROUP, id="0", mkstream=True)
+            self.client.xgroup_create(stream_key(), RECORDER_GROUP, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -84,18 +84,20 @@ class Recorder:
             return 0
         events = [decode_entry(entry_id, fields) for entry_id, fields in entries]
         self.record(events)
-        self.client.xack(stream_key(), GROUP, *[e["id"] for e in events])
+        self.client.xack(stream_key(), RECORDER_GROUP, *[e["id"] for e in events])
         return len(events)
 
     def _read(self, start: str, block_ms: int | None) -> list:
         reply = self.client.xreadgroup(
-            GROUP, self.name, {stream_key(): start}, count=self.batch, block=block_ms
+            RECORDER_GROUP, self.name, {stream_key(): start}, count=self.batch, block=block_ms
         )
         return reply[0][1] if reply else []
 
     def _claim_stale(self) -> list:
         """Entries another recorder read and never acknowledged (it died), after a while."""
-        reply = self.client.xautoclaim(stream_key(), GROUP, self.name, CLAIM_IDLE_MS, "0-0", count=self.batch)
+        reply = self.client.xautoclaim(
+            stream_key(), RECORDER_GROUP, self.name, CLAIM_IDLE_MS, "0-0", count=self.batch
+        )
         entries = reply[1]  # Redis 7 adds a third item (deleted ids); 6.2 does not
         return [entry for entry in entries if entry and entry[1]]
 

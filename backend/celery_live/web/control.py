@@ -13,8 +13,9 @@ from celery.result import AsyncResult
 from celery.utils import uuid
 from kombu.exceptions import OperationalError
 
+from celery_live.log import store
 from celery_live.log.events import RERUN_HEADER
-from celery_live.log.publishing import get_publisher, publish
+from celery_live.log.publishing import publish
 from celery_live.log.workers import live_worker_count, read_beats, why_gone
 from celery_live.runs import history
 from celery_live.runs.state import RunState
@@ -46,7 +47,7 @@ def revoke(task_id: str, terminate: bool = False, by: str = "") -> RunState:
     if run.is_final:
         raise ControlError(f"the task already ended ({run.state}); nothing to revoke")
     now = time.time()
-    beats = read_beats(get_publisher().client)
+    beats = read_beats(store.client())
     try:
         replies = app.control.revoke(
             task_id,

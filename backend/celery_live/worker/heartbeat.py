@@ -16,7 +16,8 @@ import threading
 from celery import bootsteps
 
 from celery_live.conf import conf
-from celery_live.log.publishing import get_publisher, publish
+from celery_live.log import store
+from celery_live.log.publishing import publish
 from celery_live.log.workers import forget_instance, record_beat, set_instance
 
 
@@ -48,7 +49,7 @@ class LiveHeartbeat(bootsteps.StartStopStep):
         from celery.worker import state
 
         try:
-            record_beat(get_publisher().client, worker.hostname, self.instance)
+            record_beat(store.client(), worker.hostname, self.instance)
             active = sorted(request.id for request in list(state.active_requests))
         except Exception:  # a missed beat is what the reaper is for; never break the worker
             return
@@ -77,4 +78,4 @@ class LiveHeartbeat(bootsteps.StartStopStep):
     def shutdown(self, worker) -> None:
         self.stop(worker)
         with contextlib.suppress(Exception):  # the reaper copes with a missing goodbye
-            forget_instance(get_publisher().client, worker.hostname, self.instance)
+            forget_instance(store.client(), worker.hostname, self.instance)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from celery_live.log import events, publishing
+from celery_live.log import events, publishing, store
 from celery_live.processes.redis_server import RedisServer, free_port
 from celery_live.web.forms import SURROGATE_ERROR, LaunchForm
 from tests.helpers import wait_for
@@ -83,11 +83,11 @@ def emit(publisher: publishing.Publisher, type_: str, wait: bool = False, **fiel
 
 
 def stream(client: redis.Redis) -> list[dict]:
-    return [events.decode_entry(i, f) for i, f in client.xrange(events.stream_key())]
+    return [events.decode_entry(i, f) for i, f in client.xrange(store.stream_key())]
 
 
 def run_events(client: redis.Redis, task_id: str) -> list[dict]:
-    return [json.loads(raw) for raw in client.lrange(events.task_key(task_id), 0, -1)]
+    return [json.loads(raw) for raw in client.lrange(store.task_key(task_id), 0, -1)]
 
 
 def produce_through_an_outage(
@@ -219,15 +219,15 @@ def test_a_resent_event_already_in_the_log_is_not_added_twice(blip, publisher):
         item.resent = True
         if event["task_id"] != "twice":  # "twice" was never logged: its resend is logged
             assert publisher.publish(event) is not None
-        logged = client.xlen(events.stream_key())
+        logged = client.xlen(store.stream_key())
         with socket.create_connection(("127.0.0.1", blip.port)) as raw:
             raw.sendall(item.packed())
             reply = raw.makefile("rb").readline().decode()
         if event["task_id"] == "twice":
-            assert client.xlen(events.stream_key()) == logged + 1
+            assert client.xlen(store.stream_key()) == logged + 1
         else:
             assert reply == f"+{event['id']} {event['seq'] if event['task_id'] else 0}\r\n"
-            assert client.xlen(events.stream_key()) == logged
+            assert client.xlen(store.stream_key()) == logged
     assert [e["type"] for e in run_events(client, "once")] == ["task.started"]
     assert [e["type"] for e in run_events(client, "twice")] == ["task.started"]
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from apps.assets.tasks import example_async_task
-from celery_live.log import events, publishing
-from celery_live.log.workers import workers_key
-from celery_live.runs.recorder import GROUP, Recorder
+from celery_live.log import events, publishing, store
+from celery_live.log.store import RECORDER_GROUP, workers_key
+from celery_live.runs.recorder import Recorder
 from tests.helpers import wait_for
 
 QUEUE = "doomed"
@@ -158,7 +158,7 @@ def stop_recorder_holding_entries(stack, tried, attempts=20):
         tried.extend(task_ids)
         publish_run_starts(task_ids)
         time.sleep(0.3)
-        if client.xpending(events.stream_key(), GROUP)["pending"] >= len(task_ids) * 3:
+        if client.xpending(store.stream_key(), RECORDER_GROUP)["pending"] >= len(task_ids) * 3:
             return task_ids
         os.kill(stack.recorder.pid, signal.SIGCONT)  # it was between reads: again
     raise AssertionError("the recorder never held entries when stopped")
@@ -180,7 +180,7 @@ def test_a_recorder_stopped_then_killed_with_entries_in_hand_never_sets_runs_bac
     counts = []
     while time.monotonic() - started < 12:
         counts.append(recorded_successes(stack, task_ids))
-        if counts[-1] == len(task_ids) and not client.xpending(events.stream_key(), GROUP)["pending"]:
+        if counts[-1] == len(task_ids) and not client.xpending(store.stream_key(), RECORDER_GROUP)["pending"]:
             break
         time.sleep(0.2)
     taken_over_in = time.monotonic() - started

@@ -3,10 +3,10 @@
 import pytest
 
 from celery_live.log import events, publishing
-from celery_live.log.events import stream_key
+from celery_live.log.store import RECORDER_GROUP, stream_key
 from celery_live.runs import recorder
 from celery_live.runs.models import Event, Run
-from celery_live.runs.recorder import GROUP, Recorder
+from celery_live.runs.recorder import Recorder
 from celery_live.tasks import prune_history
 from tests.helpers import final_run, record_all
 
@@ -47,18 +47,18 @@ def test_what_a_dead_recorder_read_but_never_acknowledged_is_recorded_by_another
     publishing.publish("task.sent", task_id="orphan", name="n")
     dead = Recorder(name="dead")
     dead.ensure_group()
-    client.xreadgroup(GROUP, "dead", {stream_key(): ">"}, count=10)  # read, then "crash"
+    client.xreadgroup(RECORDER_GROUP, "dead", {stream_key(): ">"}, count=10)  # read, then "crash"
     monkeypatch.setattr(recorder, "CLAIM_IDLE_MS", 0)
     assert Recorder(name="survivor").run_once(block_ms=None) == 1
     assert Run.objects.filter(task_id="orphan").exists()
-    assert client.xpending(stream_key(), GROUP)["pending"] == 0
+    assert client.xpending(stream_key(), RECORDER_GROUP)["pending"] == 0
 
 
 def test_a_restarted_recorder_first_records_its_own_unacknowledged_events():
     client = publishing.get_publisher().client
     publishing.publish("task.sent", task_id="mine", name="n")
     Recorder(name="me").ensure_group()
-    client.xreadgroup(GROUP, "me", {stream_key(): ">"}, count=10)
+    client.xreadgroup(RECORDER_GROUP, "me", {stream_key(): ">"}, count=10)
     assert Recorder(name="me").run_once(block_ms=None) == 1
     assert Run.objects.filter(task_id="mine").exists()
 
@@ -99,7 +99,7 @@ def test_entries_taken_over_late_never_set_a_run_back(monkeypatch):
     publishing.publish("task.started", task_id="r", name="n", worker="w@h")
     stopped = Recorder(name="stopped")
     stopped.ensure_group()
-    client.xreadgroup(GROUP, "stopped", {stream_key(): ">"}, count=10)  # read, never acknowledged
+    client.xreadgroup(RECORDER_GROUP, "stopped", {stream_key(): ">"}, count=10)  # read, never acknowledged
     publishing.publish("task.progress", task_id="r", name="n", data={"current": 1, "total": 1})
     publishing.publish("task.succeeded", task_id="r", name="n", data={"result": "done"})
     survivor = Recorder(name="survivor")
@@ -111,7 +111,7 @@ def test_entries_taken_over_late_never_set_a_run_back(monkeypatch):
     run = Run.objects.get(task_id="r")
     assert (run.state, run.result, run.last_seq) == ("SUCCESS", "done", 4)
     assert Event.objects.filter(task_id="r").count() == 4
-    assert client.xpending(stream_key(), GROUP)["pending"] == 0
+    assert client.xpending(stream_key(), RECORDER_GROUP)["pending"] == 0
 
 
 def test_one_run_that_cannot_be_recorded_does_not_stop_the_others(monkeypatch, caplog):

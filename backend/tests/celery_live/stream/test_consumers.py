@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from apps.assets.tasks import example_async_task
-from celery_live.log import events, publishing
+from celery_live.log import events, publishing, store
 from celery_live.stream import consumers
 from config.asgi import application
 
@@ -149,7 +149,7 @@ async def test_a_viewer_that_falls_too_far_behind_while_catching_up_is_told_to_r
         for i in range(50):
             event = events.make_event("task.sent", task_id=f"b{i}")
             script(
-                keys=[events.stream_key(), events.task_key(f"b{i}"), events.runs_key()],
+                keys=[store.stream_key(), store.task_key(f"b{i}"), store.runs_key()],
                 args=[events.encode(event), 1000, 60, f"b{i}", event["ts"]],
                 client=pipe,
             )

@@ -26,7 +26,7 @@ import redis
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from celery_live.log import events
+from celery_live.log import events, store
 from celery_live.processes.redis_server import RedisServer
 from celery_live.stream.backpressure import reclaimer
 from celery_live.stream.consumers import CATCH_UP_PATIENCE, Close
@@ -85,7 +85,7 @@ def private():
 @pytest.fixture
 def log(private):
     """The private stack, its event log emptied."""
-    private.client.delete(events.stream_key())
+    private.client.delete(store.stream_key())
     return private
 
 
@@ -101,7 +101,7 @@ def append(client: redis.Redis, count: int, pad: int = 0, event_id: str = "*") -
     pipe = client.pipeline(transaction=False)
     for i in range(count):
         event = events.make_event("task.progress", task_id=f"t{i % 5}", data={"current": i, "pad": "x" * pad})
-        pipe.xadd(events.stream_key(), {"e": events.encode(event), "seq": 0}, id=event_id)
+        pipe.xadd(store.stream_key(), {"e": events.encode(event), "seq": 0}, id=event_id)
     return pipe.execute()
 
 
@@ -137,7 +137,7 @@ def append_history(private: PrivateStack, count: int, pad: int) -> list[str]:
     with viewer(private, f"?task={marker}") as probe:
         history = append(private.client, count, pad=pad)
         event = events.make_event("task.sent", task_id=marker)
-        history.append(private.client.xadd(events.stream_key(), {"e": events.encode(event), "seq": 1}))
+        history.append(private.client.xadd(store.stream_key(), {"e": events.encode(event), "seq": 1}))
         assert ids_until(probe, history[-1]) == history[-1:]
     return history
 
@@ -227,12 +227,12 @@ def test_sockets_that_never_read_are_closed_and_daphne_memory_comes_back(log):
 
 
 def test_a_consumer_failure_closes_with_4500(log, open_viewer):
-    log.client.set(events.stream_key(), "not a stream")  # every read of the log now fails
+    log.client.set(store.stream_key(), "not a stream")  # every read of the log now fails
     try:
         ws = open_viewer("?since=1-0")
         frames, code = frames_until_closed(ws)
     finally:
-        log.client.delete(events.stream_key())
+        log.client.delete(store.stream_key())
     assert frames == []
     assert code == Close.SERVER_ERROR == 4500
 

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from celery_live.log import events, publishing
+from celery_live.log import publishing, store
 from tests.browser import card, launch, open_page, wait_state
 from tests.helpers import wait_for
 
@@ -103,7 +103,7 @@ def test_after_every_process_restarts_the_list_and_details_still_show_every_run(
     stack.stop_worker()
     stack.stop_web()
     client = publishing.get_publisher().client  # even Redis loses the event log: the database keeps it
-    client.delete(*client.keys(f"{events.stream_key()}*"))
+    client.delete(*client.keys(f"{store.stream_key()}*"))
     stack.start_web()
     stack.start_worker()
 
@@ -156,7 +156,7 @@ def test_a_page_opened_after_redis_lost_its_log_replays_none_of_the_history(stac
     )
     stack.stop_worker()  # no heartbeat may refill the stream before the page is rendered
     client = publishing.get_publisher().client
-    client.delete(*client.keys(f"{events.stream_key()}*"))
+    client.delete(*client.keys(f"{store.stream_key()}*"))
     with urllib.request.urlopen(stack.url + "/", timeout=10) as response:
         cursor = re.search(r'data-last-id="([^"]*)"', response.read().decode()).group(1)
     stack.start_worker()

@@ -6,7 +6,7 @@ import pytest
 import redis
 from django.test import Client
 
-from celery_live.log import events, publishing
+from celery_live.log import publishing, store
 from celery_live.runs import history
 from config.celery import app
 from tests.helpers import final_run, record_all
@@ -197,7 +197,7 @@ def test_the_page_shows_recorded_runs_beside_the_few_runs_redis_still_holds(clie
     )
     record_all()
     redis_client = history._client()
-    redis_client.delete(*redis_client.keys(f"{events.stream_key()}*"))
+    redis_client.delete(*redis_client.keys(f"{store.stream_key()}*"))
     publishing.publish("task.sent", task_id="after", name="apps.assets.tasks.test_task", data={"args": ["y"]})
     html = client.get("/").content.decode()
     assert 'id="run-kept"' in html

@@ -1,0 +1,65 @@
+"""Where the log lives: every Redis key it uses, and this process's client for it.
+
+All keys start with `CELERY_LIVE_STREAM_KEY` ("celery-live:events"), so one prefix finds
+(or removes) all of the dashboard's data in a Redis shared with others.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from celery_live.conf import conf
+
+#: The recorder's consumer group on the stream: each event is recorded by one recorder.
+RECORDER_GROUP = "celery-live-recorder"
+
+#: How every synchronous client of the log connects: a dead Redis is noticed within
+#: seconds, and an idle connection is checked before it is used again.
+CLIENT_OPTIONS = {
+    "decode_responses": True,
+    "socket_timeout": 5,
+    "socket_connect_timeout": 2,
+    "health_check_interval": 30,
+}
+
+
+def stream_key() -> str:
+    """The stream of every event, in log order (what `?since=` reads)."""
+    return conf.STREAM_KEY
+
+
+def task_key(task_id: str) -> str:
+    """One run's events, in log order (`GET /api/tasks/<id>/`)."""
+    return f"{conf.STREAM_KEY}:task:{task_id}"
+
+
+def runs_key() -> str:
+    """Runs by the time of their first event (the list of runs, newest first)."""
+    return f"{conf.STREAM_KEY}:runs"
+
+
+def workers_key() -> str:
+    """Worker hostname -> its last heartbeat (`celery_live.log.workers.Beat`)."""
+    return f"{conf.STREAM_KEY}:workers"
+
+
+def reaper_lock_key() -> str:
+    """Held for a moment by the one reaper that acts (any number of recorders run one)."""
+    return f"{conf.STREAM_KEY}:reaper-lock"
+
+
+def reaper_mark_key(what: str, task_id: str) -> str:
+    """Set once the reaper did `what` for a run, so no other reaper does it again."""
+    return f"{conf.STREAM_KEY}:{what}:{task_id}"
+
+
+_client: redis.Redis | None = None
+
+
+def client() -> redis.Redis:
+    """This process's client for the log (redis-py's pool opens new connections after a
+    fork, so prefork children may share the object)."""
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(conf.redis_url, **CLIENT_OPTIONS)
+    return _client
