@@ -54,8 +54,10 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The benchmarks are modules of scripts.bench, run from here; the backend goes on PYTHONPATH
+# (absolute: the stacks' processes run in backend/) for celery_live and the demo host.
 bench: install-dev browser
-	$(BIN)/python scripts/bench/run_all.py
+	PYTHONPATH=$(CURDIR)/backend $(BIN)/python -m scripts.bench.run_all
 
 clean:
 	rm -rf $(VENV) .data test-artifacts

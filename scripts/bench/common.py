@@ -1,9 +1,10 @@
-"""Shared by the benchmark scripts: the real stack in subprocesses, percentiles, Chromium flags.
+"""Shared by the benchmark scripts: the real stack in subprocesses, and Chromium's flags.
 
 `Stack` starts a private Redis, migrates a scratch SQLite database, and runs Daphne and a
 prefork Celery worker from this checkout's venv, as `make run` would; options select the
 worker's pool, concurrency and extra arguments (e.g. `-E` for Celery events) and extra
-environment (e.g. CELERY_LIVE_INSTRUMENT=0).
+environment (e.g. CELERY_LIVE_INSTRUMENT=0). Its processes inherit this one's environment,
+PYTHONPATH included.
 """
 
 from __future__ import annotations
@@ -17,11 +18,18 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-BACKEND = ROOT / "backend"
-sys.path.insert(0, str(BACKEND))
+from .paths import BACKEND
 
-from celery_live.processes.redis_server import RedisServer, free_port  # noqa: E402
+try:
+    from celery_live.processes.redis_server import RedisServer, free_port
+except ModuleNotFoundError as missing:
+    if missing.name != "celery_live":
+        raise
+    raise SystemExit(
+        "celery_live is not importable: run the benchmarks from the checkout's root with the "
+        "backend on the path, `PYTHONPATH=backend .venv/bin/python -m scripts.bench.<name>`, "
+        "or `make bench`"
+    ) from missing
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -32,33 +40,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def describe(values_ms: list[float]) -> dict:
-    """n, p50/p90/p99/max and the values themselves (for plots), as written to raw/*.json."""
-    return {
-        "n": len(values_ms),
-        "p50_ms": percentile(values_ms, 50),
-        "p90_ms": percentile(values_ms, 90),
-        "p99_ms": percentile(values_ms, 99),
-        "max_ms": max(values_ms),
-        "latencies_ms": values_ms,
-    }
-
-
-def summary(name: str, values_ms: list[float]) -> str:
-    return (
-        f"{name:<28} n={len(values_ms):<5} p50={percentile(values_ms, 50):7.2f} ms  "
-        f"p90={percentile(values_ms, 90):7.2f} ms  p99={percentile(values_ms, 99):7.2f} ms  "
-        f"max={max(values_ms):7.2f} ms"
-    )
 
 
 class Stack:

@@ -1,12 +1,13 @@
-#!/usr/bin/env python
 """Competitors benchmark: how soon Flower and celery-progress show a task's state, beside celery-live.
 
 Run from the checkout with the product's venv, which stays the entry point:
-`.venv/bin/python scripts/bench/competitors.py [--tasks 150] [--iterations 300] [--rounds 3]`.
+`PYTHONPATH=backend .venv/bin/python -m scripts.bench.competitors [--tasks 150] [--iterations 300]
+[--rounds 3]`.
 
 Flower, celery-progress and matplotlib never enter the product's .venv: this script keeps
-them in `.bench-venv` (created or updated from scripts/bench/requirements-competitors.txt,
-skipped while its stamp is newer than that file) and runs their servers and workers as
+them in `.bench-venv` (bench_venv.py: created or updated from
+scripts/bench/requirements-competitors.txt, skipped while its stamp is newer than that
+file) and runs their servers and workers as
 subprocesses of that venv's Python. Every server binds 127.0.0.1; each competitor gets its
 own private Redis on a free port. What is measured (both ends on this machine's wall clock):
 
@@ -22,7 +23,7 @@ own private Redis on a free port. What is measured (both ends on this machine's 
 - celery-live (unless --skip-ours): the same functions as scripts/bench/latency.py, on the
   same machine in the same run: event -> WebSocket frame, and progress event -> DOM.
 
-Prints a summary and writes docs/benchmarks/raw/competitors.json.
+Prints a summary and writes docs/benchmarks/raw/competitors.json (or `--out`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ import platform
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -46,16 +46,13 @@ from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
-BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
+from .bench_venv import ensure_bench_venv, installed_versions
+from .common import CHROMIUM_ARGS, RedisServer, Stack, free_port
+from .latency import event_to_dom, event_to_frame
+from .paths import RAW
+from .stats import describe, percentile
 
-from common import CHROMIUM_ARGS, ROOT, RedisServer, free_port, percentile  # noqa: E402
-
-COMPETITORS = BENCH / "competitors"
-VENV = ROOT / ".bench-venv"
-REQUIREMENTS = BENCH / "requirements-competitors.txt"
-STAMP = VENV / ".requirements-installed"
-OUTPUT = ROOT / "docs" / "benchmarks" / "raw" / "competitors.json"
+COMPETITORS = Path(__file__).resolve().parent / "competitors"
 CHROMIUM = "/usr/bin/chromium"
 FLOWER_TASK_SECONDS = 0.02
 FLOWER_POLL_PAUSE = 0.001
@@ -81,35 +78,6 @@ performance.getEntriesByType("resource")
 
 
 # --------------------------------------------------------------------------- environment
-
-
-def ensure_bench_venv() -> Path:
-    """Create or update .bench-venv from the requirements file; return its Python."""
-    python = VENV / "bin" / "python"
-    if python.exists() and STAMP.exists() and STAMP.stat().st_mtime > REQUIREMENTS.stat().st_mtime:
-        return python
-    if not python.exists():
-        print(f"creating {VENV.relative_to(ROOT)} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    print(f"installing {REQUIREMENTS.relative_to(ROOT)} into {VENV.relative_to(ROOT)} ...", flush=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", str(REQUIREMENTS)],
-        check=True,
-    )
-    STAMP.touch()
-    return python
-
-
-def bench_packages(python: Path) -> dict[str, str]:
-    """Versions of the competitors (and Celery) in the bench venv, and celery-progress's directory."""
-    code = (
-        "import importlib.metadata as m, json, os, celery_progress; print(json.dumps({"
-        "'flower': m.version('flower'), 'celery_progress': m.version('celery-progress'), "
-        "'celery': m.version('celery'), 'redis': m.version('redis'), 'django': m.version('django'), "
-        "'tornado': m.version('tornado'), 'dir': os.path.dirname(celery_progress.__file__)}))"
-    )
-    out = subprocess.run([str(python), "-c", code], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout)
 
 
 def default_poll_interval(package_dir: str) -> int:
@@ -223,18 +191,9 @@ def http_get(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
         return 0, b""
 
 
-def stats(values: list[float]) -> dict[str, Any]:
-    """n, p50/p90/p99/max (ms) and the values themselves."""
-    if not values:
-        return {"n": 0, "p50_ms": None, "p90_ms": None, "p99_ms": None, "max_ms": None, "latencies_ms": []}
-    return {
-        "n": len(values),
-        "p50_ms": round(percentile(values, 50), 3),
-        "p90_ms": round(percentile(values, 90), 3),
-        "p99_ms": round(percentile(values, 99), 3),
-        "max_ms": round(max(values), 3),
-        "latencies_ms": [round(v, 3) for v in values],
-    }
+def ms_figures(values: list[float]) -> dict[str, Any]:
+    """stats.describe to the microsecond, as competitors.json keeps its figures."""
+    return describe(values, ndigits=3)
 
 
 # --------------------------------------------------------------------------- Flower
@@ -320,9 +279,11 @@ def measure_flower(python: Path, tasks: int) -> dict[str, Any]:
     both = run["latencies"]["started"] + run["latencies"]["succeeded"]
     return {
         "what": "state change -> GET /api/task/info reports it",
-        **stats(both),
-        "started": {k: v for k, v in stats(run["latencies"]["started"]).items() if k != "latencies_ms"},
-        "succeeded": {k: v for k, v in stats(run["latencies"]["succeeded"]).items() if k != "latencies_ms"},
+        **ms_figures(both),
+        "started": {k: v for k, v in ms_figures(run["latencies"]["started"]).items() if k != "latencies_ms"},
+        "succeeded": {
+            k: v for k, v in ms_figures(run["latencies"]["succeeded"]).items() if k != "latencies_ms"
+        },
         "tasks": tasks,
         "task_seconds": FLOWER_TASK_SECONDS,
         "poll_pause_ms": FLOWER_POLL_PAUSE * 1000,
@@ -443,13 +404,13 @@ def measure_celery_progress(python: Path, iterations: int, rounds: int, poll_int
         ),
         "poll_interval_ms": poll_interval,
         "observed_poll_period_ms": round(percentile(run["gaps"], 50), 1) if run["gaps"] else None,
-        **stats(run["shown"]),
+        **ms_figures(run["shown"]),
         "shown": len(run["shown"]),
         "dropped": run["total"] - len(run["shown"]),
         "total": run["total"],
         "every_iteration_to_dom": {
             "what": "every set_progress() -> the page first shows that iteration or a later one",
-            **stats(run["visible"]),
+            **ms_figures(run["visible"]),
         },
         "rounds": rounds,
         "iterations_per_round": iterations,
@@ -464,9 +425,6 @@ def measure_celery_progress(python: Path, iterations: int, rounds: int, poll_int
 
 def measure_ours(iterations: int, rounds: int) -> dict[str, Any]:
     """celery-live, with scripts/bench/latency.py's own functions, in this (product) venv."""
-    from common import Stack
-    from latency import event_to_dom, event_to_frame
-
     frames: list[float] = []
     dom: list[float] = []
     with Stack() as stack:
@@ -478,8 +436,8 @@ def measure_ours(iterations: int, rounds: int) -> dict[str, Any]:
         "workload": f"example_async_task, {iterations} iterations {PROGRESS_DELAY * 1000:.0f} ms apart, "
         f"{rounds} rounds",
         "event_to_ws_frame": {"what": "event (any state or progress) -> JSON frame on /ws/events/",
-                              **stats(frames)},
-        "progress_to_dom": {"what": "progress event -> its iteration in Chromium's DOM", **stats(dom),
+                              **ms_figures(frames)},
+        "progress_to_dom": {"what": "progress event -> its iteration in Chromium's DOM", **ms_figures(dom),
                             "shown": len(dom), "total": iterations * rounds},
     }  # fmt: skip
 
@@ -497,7 +455,7 @@ def line(name: str, figures: dict[str, Any]) -> str:
     )
 
 
-def print_summary(report: dict[str, Any]) -> None:
+def print_summary(report: dict[str, Any], out: Path) -> None:
     """The readable side-by-side summary."""
     flower, progress, versions = report["flower"], report["celery_progress"], report["versions"]
     print(f"\nversions: flower {versions['flower']} · celery-progress {versions['celery_progress']} · "
@@ -518,7 +476,7 @@ def print_summary(report: dict[str, Any]) -> None:
         dom = ours["progress_to_dom"]
         print(line("celery-live, every iteration", dom))
         print(f"    shown {dom['shown']} of {dom['total']} iterations")
-    print(f"\nwrote {OUTPUT.relative_to(ROOT)}")
+    print(f"\nwrote {out}")
 
 
 def parse_args() -> argparse.Namespace:
@@ -528,6 +486,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=300, help="set_progress calls per round")
     parser.add_argument("--rounds", type=int, default=3, help="progress rounds (celery-progress, ours)")
     parser.add_argument("--skip-ours", action="store_true", help="do not measure celery-live itself")
+    parser.add_argument("--out", type=Path, default=RAW / "competitors.json")
     return parser.parse_args()
 
 
@@ -535,7 +494,7 @@ def main() -> None:
     """Bootstrap the bench venv, measure each contender, print and write the report."""
     args = parse_args()
     python = ensure_bench_venv()
-    packages = bench_packages(python)
+    packages = installed_versions(python)
     poll_interval = default_poll_interval(packages.pop("dir"))
     report: dict[str, Any] = {"machine": machine(), "versions": packages}
     print(f"machine: {report['machine']['node']} · {report['machine']['cores']} cores · "
@@ -547,9 +506,9 @@ def main() -> None:
     if not args.skip_ours:
         print(f"celery-live: {args.rounds} x {args.iterations} iterations ...", flush=True)
         report["celery_live"] = measure_ours(args.iterations, args.rounds)
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text(json.dumps(report, indent=2) + "\n")
-    print_summary(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print_summary(report, args.out)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,12 @@
 2. List: PostgreSQL with R runs (100 000 by default): response times (p50/p95) of the
    list page and the list API, unfiltered, filtered by state, by free text, and a deep page.
 
-Run: `.venv/bin/python scripts/bench/history.py [--events 10000] [--runs 100000]` (needs
-PostgreSQL on 127.0.0.1:5432 with trust auth for part 2; skipped with a note otherwise).
+What runs inside the stack (publishing, checking the recorder, filling the database) is
+history_ops.py, run in the stack's environment. JSON goes to docs/benchmarks/raw/history.json.
+
+Run: `PYTHONPATH=backend .venv/bin/python -m scripts.bench.history [--events 10000] [--runs
+100000]` (needs PostgreSQL on 127.0.0.1:5432 with trust auth for part 2; skipped with a
+note otherwise).
 """
 
 from __future__ import annotations
@@ -26,43 +30,27 @@ import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import psycopg
 
-from common import BACKEND, ROOT, Stack, percentile
+from . import history_ops
+from .common import Stack
+from .paths import RAW
+from .stats import percentile
 
 PG_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
 PG_BENCH_DB = "celery_live_bench"
 
 
-def in_stack(stack: Stack, code: str) -> str:
-    """Run Python `code` with Django set up against the stack's Redis and database."""
-    prelude = "import django; django.setup()\n"
+def in_stack(stack: Stack, *command: str) -> str:
+    """Run a history_ops command in the stack's environment (its Redis and database); its output."""
     done = subprocess.run(
-        [sys.executable, "-c", prelude + code],
-        cwd=BACKEND,
+        [sys.executable, "-m", history_ops.__name__, *command],
         env=stack.env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
         check=True,
     )
     return done.stdout.strip()
-
-
-PUBLISH = """
-from celery_live.log import events, publishing, store
-publisher = publishing.get_publisher()
-script = publisher._ensure()
-pipe = publisher.client.pipeline(transaction=False)
-for i in range({n}):
-    event = events.make_event("task.progress", task_id=f"catchup-{{i % 50}}", name="bench",
-                              data={{"current": i, "total": {n}, "result": f"r{{i}}"}})
-    script(keys=[store.stream_key(), store.task_key(event["task_id"]), store.runs_key()],
-           args=[events.encode(event), 1_000_000, 86400, event["task_id"], event["ts"]], client=pipe)
-    if i % 1000 == 999:
-        pipe.execute()
-pipe.execute()
-print(publishing.get_publisher().client.xrevrange(store.stream_key(), count=1)[0][0])
-"""
 
 
 async def catch_up(port: int, since: str, expected: int, timeout: float = 120) -> tuple[float, int, bool]:
@@ -83,22 +71,6 @@ async def catch_up(port: int, since: str, expected: int, timeout: float = 120) -
     return elapsed, len(from_events), ids == sorted(ids) and len(set(ids)) == len(ids)
 
 
-def wait_recorded(stack: Stack, timeout: float = 120) -> None:
-    code = """
-from celery_live.log import events, publishing
-from celery_live.log.store import RECORDER_GROUP
-client = publishing.get_publisher().client
-last = client.xrevrange(store.stream_key(), count=1)[0][0]
-group = [g for g in client.xinfo_groups(store.stream_key()) if g["name"] == GROUP]
-print(bool(group) and group[0]["last-delivered-id"] == last and group[0]["pending"] == 0)
-"""
-    deadline = time.monotonic() + timeout
-    while in_stack(stack, code) != "True":
-        if time.monotonic() > deadline:
-            raise SystemExit("the recorder did not catch up")
-        time.sleep(0.5)
-
-
 def timed_catch_up(port: int, since: str, n: int) -> dict:
     elapsed, got, ordered = asyncio.run(catch_up(port, since, n))
     return {
@@ -112,65 +84,31 @@ def timed_catch_up(port: int, since: str, n: int) -> dict:
 def bench_catch_up(n: int) -> dict:
     results = {}
     with Stack() as stack:
-        since = in_stack(stack, "from celery_live.runs import history; print(history.last_event_id())")
-        in_stack(stack, PUBLISH.format(n=n))
+        since = in_stack(stack, "last-id")
+        in_stack(stack, "publish", str(n))
         results["from_stream"] = timed_catch_up(stack.port, since, n)
-        wait_recorded(stack)
+        in_stack(stack, "wait-recorded")
         # Only the database holds them now (a new event keeps the stream from being empty).
-        in_stack(
-            stack,
-            "from celery_live.log import events, publishing; publishing.get_publisher().client.xtrim("
-            "store.stream_key(), maxlen=0); publishing.publish('worker.heartbeat', worker='x')",
-        )
+        in_stack(stack, "trim")
         results["from_database"] = timed_catch_up(stack.port, since, n)
     return results
 
 
 def postgres_available() -> bool:
-    probe = [
-        sys.executable,
-        "-c",
-        f"import psycopg; psycopg.connect({PG_ADMIN!r}, connect_timeout=3).close()",
-    ]
-    return subprocess.run(probe, capture_output=True).returncode == 0
+    """Whether PostgreSQL answers at 127.0.0.1:5432 (as postgres, trust auth)."""
+    try:
+        psycopg.connect(PG_ADMIN, connect_timeout=3).close()
+    except psycopg.OperationalError:
+        return False
+    return True
 
 
 def recreate_database() -> str:
-    code = (
-        f"import psycopg\nc = psycopg.connect({PG_ADMIN!r}, autocommit=True)\n"
-        f"c.execute('DROP DATABASE IF EXISTS {PG_BENCH_DB}')\nc.execute('CREATE DATABASE {PG_BENCH_DB}')\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    """An empty benchmark database (dropped first if a previous run left one); its URL."""
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {PG_BENCH_DB}")
+        admin.execute(f"CREATE DATABASE {PG_BENCH_DB}")
     return f"postgres://postgres@127.0.0.1:5432/{PG_BENCH_DB}"
-
-
-FILL = """
-import random, time
-from celery_live.runs.models import Run
-rng = random.Random(7)
-states = ["SUCCESS"] * 80 + ["FAILURE"] * 10 + ["REVOKED"] * 3 + ["LOST"] * 2 + ["PROGRESS"] * 5
-now = time.time()
-batch = []
-for i in range({runs}):
-    first = now - ({runs} - i) * 2.0
-    message = f"user{{rng.randrange(5000)}}" + (" needle" if i % 997 == 0 else "")
-    state = rng.choice(states)
-    kwargs = {{"name": message, "count": 5}}
-    batch.append(Run(task_id=f"bench-{{i:07d}}", name="apps.assets.tasks.example_async_task", state=state,
-                     args=[], kwargs=kwargs, queue="celery", worker=f"celery@w{{i % 4}}", current=5, total=5,
-                     results=[f"{{message}} - iteration {{k}}" for k in range(1, 6)],
-                     result={{"status": "completed"}} if state == "SUCCESS" else None,
-                     exception="DemoTaskError: boom" if state == "FAILURE" else "",
-                     first_seen=first, last_event_at=first + 5, sent_at=first, received_at=first + 0.001,
-                     started_at=first + 0.002, finished_at=first + 5,
-                     last_event_id=f"{{int(first * 1000)}}-0", last_seq=9,
-                     search=str([[], kwargs, None]).lower()))
-    if len(batch) == 5000:
-        Run.objects.bulk_create(batch)
-        batch = []
-Run.objects.bulk_create(batch)
-print(Run.objects.count())
-"""
 
 
 def timed_get(url: str) -> float:
@@ -188,15 +126,11 @@ def bench_list(runs: int, requests: int) -> dict:
     out = {}
     with Stack(env={"DATABASE_URL": url}) as stack:
         started = time.perf_counter()
-        count = int(in_stack(stack, FILL.format(runs=runs)))
+        count = int(in_stack(stack, "fill", str(runs)))
         out["runs"] = count
         out["fill_seconds"] = time.perf_counter() - started
-        in_stack(stack, "from django.db import connection; connection.cursor().execute('ANALYZE')")
-        deep_before = in_stack(
-            stack,
-            "from celery_live.runs.models import Run; "
-            f"print(repr(Run.objects.order_by('-first_seen')[{count // 2}].first_seen))",
-        )
+        in_stack(stack, "analyze")
+        deep_before = in_stack(stack, "first-seen-at", str(count // 2))
         cases = {
             "page /runs/": "/runs/",
             "page /runs/?state=FAILURE": "/runs/?state=FAILURE",
@@ -222,6 +156,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=40, help="requests per list case")
+    parser.add_argument("--out", type=Path, default=RAW / "history.json")
     args = parser.parse_args()
     random.seed(1)
     print(f"machine: {platform.node()} · {os.cpu_count()} cores · load {os.getloadavg()[0]:.2f}\n")
@@ -241,11 +176,8 @@ def main() -> None:
         for name, r in listing.items():
             if isinstance(r, dict):
                 print(f"  {name:<42} p50 {r['p50_ms']:7.1f} ms   p95 {r['p95_ms']:7.1f} ms   (n={r['n']})")
-    raw = ROOT / "docs" / "benchmarks" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    (raw / "history.json").write_text(
-        json.dumps({"catch_up": catch, "list": listing, "events": args.events}, indent=2)
-    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"catch_up": catch, "list": listing, "events": args.events}, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Latency benchmark: a task's event -> the JSON frame in a WebSocket client, and -> the DOM.
 
 Starts its own private Redis, a Daphne process and a prefork Celery worker (the real
@@ -10,8 +9,10 @@ measures, for every event of that run:
 - event -> DOM: from a progress event's timestamp to the moment its iteration's `<li>`
   is inserted into the page in Chromium (a MutationObserver records it).
 
-Both clocks are this machine's wall clock. Run: `make bench` or
-`.venv/bin/python scripts/bench/latency.py [--iterations 300] [--delay 0.01] [--rounds 3]`.
+Both clocks are this machine's wall clock. JSON goes to docs/benchmarks/raw/latency.json.
+`make bench` measures the same with competitors.py (which uses these functions); alone:
+`PYTHONPATH=backend .venv/bin/python -m scripts.bench.latency [--iterations 300] [--delay
+0.01] [--rounds 3]`.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ import asyncio
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import CHROMIUM_ARGS, ROOT, Stack, describe, percentile, summary
+from .common import CHROMIUM_ARGS, Stack
+from .paths import RAW
+from .stats import describe, percentile, summary
 
 RECORD_DOM = """
 window.__inserted = {};
@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=300, help="iterations per run (events >= this)")
     parser.add_argument("--delay", type=float, default=0.01, help="seconds between iterations")
     parser.add_argument("--rounds", type=int, default=3, help="runs measured for each path")
+    parser.add_argument("--out", type=Path, default=RAW / "latency.json")
     args = parser.parse_args()
 
     print(
@@ -125,9 +126,8 @@ def main() -> None:
     print(summary("event -> WebSocket frame", frames))
     print(summary("event -> browser DOM", dom))
     print("\ntargets (idle machine): frame p50 <= 3 ms; DOM p50 <= 5 ms, p99 <= 10 ms")
-    raw = ROOT / "docs" / "benchmarks" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    (raw / "latency.json").write_text(
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
         json.dumps(
             {
                 "workload": {"iterations": args.iterations, "delay_s": args.delay, "rounds": args.rounds},

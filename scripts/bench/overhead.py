@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Worker overhead benchmark: no-op task throughput with and without celery-live.
 
 Three variants of the same worker (prefork, `-c 1`, no mingle, no gossip; see common.py):
@@ -25,7 +24,7 @@ reported: CPU seconds the worker's processes (main and pool) and Redis consumed 
 tasks, from the consumer's start to the last result (psutil).
 JSON goes to docs/benchmarks/raw/overhead.json.
 
-Run: `.venv/bin/python scripts/bench/overhead.py [--tasks 2000] [--rounds 5]`.
+Run: `PYTHONPATH=backend .venv/bin/python -m scripts.bench.overhead [--tasks 2000] [--rounds 5]`.
 """
 
 from __future__ import annotations
@@ -34,20 +33,18 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from .common import Stack
+from .paths import RAW
+from .stats import percentile
+from .usage import machine_jiffies
 
-from common import ROOT, Stack  # noqa: E402
-
-DEFAULT_OUT = ROOT / "docs" / "benchmarks" / "raw" / "overhead.json"
+DEFAULT_OUT = RAW / "overhead.json"
 IDLE_QUEUE = "bench-idle"
 BENCH_QUEUE = "bench-noop"
 NOOP = "apps.assets.tasks.noop"
@@ -80,13 +77,6 @@ VARIANTS = (
     Variant("b", "plain Celery", instrumented=False),
     Variant("c", "Celery events (-E)", instrumented=False, args=("-E",)),
 )
-
-
-def machine_busy() -> tuple[int, int]:
-    """(busy, total) jiffies of all CPUs so far, from /proc/stat."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -153,14 +143,14 @@ def run_round(variant: Variant, tasks: int, warmup: int, timeout: float) -> dict
             ids = enqueue(app, tasks)
             [worker] = stack.procs  # no web, no recorder: the worker alone
             redis_pid = stack.redis.process.pid
-            busy0 = machine_busy()
+            busy0 = machine_jiffies()
             cpu0 = cpu_seconds(worker.pid), cpu_seconds(redis_pid)
             replies = app.control.add_consumer(BENCH_QUEUE, reply=True, timeout=5)
             if not replies:
                 raise RuntimeError("the worker did not answer add_consumer")
             metas = wait_done(client, ids, timeout)
             cpu1 = cpu_seconds(worker.pid), cpu_seconds(redis_pid)
-            busy1 = machine_busy()
+            busy1 = machine_jiffies()
             logged = client.xlen(STREAM)
             check_instrumentation(variant, logged, tasks)
         finally:
@@ -183,7 +173,7 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """Median tasks/s per variant, and the ratios that give the overheads."""
 
     def median(key: str) -> dict[str, float]:
-        return {v.key: statistics.median(r[key] for r in rounds if r["variant"] == v.key) for v in VARIANTS}
+        return {v.key: percentile([r[key] for r in rounds if r["variant"] == v.key], 50) for v in VARIANTS}
 
     medians = median("tasks_per_s")
     a, b, c = medians["a"], medians["b"], medians["c"]

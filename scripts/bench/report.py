@@ -1,9 +1,8 @@
-#!/usr/bin/env python
 """Write docs/benchmarks.md and its plots from the raw figures in docs/benchmarks/raw/*.json.
 
-Runs under .bench-venv (it has matplotlib); `scripts/bench/run_all.py` (what `make bench`
-runs) calls it after the measurements. Every table states what was measured and the
-targets, and says where we lose.
+Runs under .bench-venv (it has matplotlib) as `python -m scripts.bench.report`; run_all.py
+(what `make bench` runs) calls it after the measurements. Every table states what was
+measured and the targets, and says where we lose.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import matplotlib
 
@@ -19,9 +17,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 
-ROOT = Path(__file__).resolve().parents[2]
+from .paths import RAW, ROOT
+
 DOCS = ROOT / "docs"
-RAW = DOCS / "benchmarks" / "raw"
 PLOTS = DOCS / "benchmarks"
 
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Slow viewers: what sockets that never read cost Daphne's memory, and whether it comes back.
 
 Starts the real stack (private Redis, Daphne, a prefork worker and the recorder; see
@@ -10,8 +9,8 @@ little for them), while one more run logs events live. It samples Daphne's RSS e
 closes its socket and it reports the RSS `--after` s later, and how the server ended each
 connection (closed it, or left it open until the client went).
 
-Run: `.venv/bin/python scripts/bench/slow_viewers.py [--viewers 30] [--events 20000]
-[--hold 20] [--after 20] [--json PATH]`.
+Run: `PYTHONPATH=backend .venv/bin/python -m scripts.bench.slow_viewers [--viewers 30]
+[--events 20000] [--hold 20] [--after 20] [--json PATH]`.
 """
 
 from __future__ import annotations
@@ -21,14 +20,11 @@ import base64
 import json
 import os
 import socket
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import Stack
+from .common import Stack
 
 MB = 2**20
 TCP_ESTABLISHED = 1  # tcp_info.tcpi_state (linux/tcp.h)
