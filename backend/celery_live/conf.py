@@ -55,7 +55,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "LAUNCHABLE_TASKS": (
         [],
         "Dotted paths of the host's `celery_live.web.launchable.Launchable` declarations: the "
-        "tasks the page, the API and the CLI can launch and re-run.",
+        "tasks the page, the API and the CLI can launch and re-run (the first is the default "
+        "kind; none: the page has no launch form and nothing can be re-run).",
     ),
 }
 

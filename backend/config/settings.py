@@ -175,6 +175,7 @@ CHANNEL_LAYERS = {
 
 # --- celery-live: every CELERY_LIVE_* variable set in the environment (the app's settings
 # and their defaults are listed in celery_live/conf.py and the README) ---
+CELERY_LIVE_LAUNCHABLE_TASKS = ["apps.assets.launchable.EXAMPLE", "apps.assets.launchable.TEST"]
 globals().update(celery_live_from_environment())
 CELERY_LIVE_DATA_DIR = str(DATA_DIR)
 # How long the seed's tasks sleep by default (seconds); a launch may pass its own `delay`.

@@ -13,6 +13,7 @@ when the event is published, in one round trip, by a Lua script that appends the
 the stream (bounded by MAXLEN), to the task's own list (for `GET /api/tasks/<id>/`) and
 indexes the task by time (for the list of runs); see publishing.py. `uid` is made by the
 publishing process (random): an event sent twice is the same event, and counts once.
+Its types and states, and what each means, are in vocabulary.py.
 """
 
 from __future__ import annotations
@@ -22,31 +23,9 @@ import os
 import time
 from typing import Any
 
+from celery_live.log.vocabulary import EVENT_KINDS, TASK_EVENT_TYPES, Event, EventType
+
 VERSION = 1
-
-#: Event type -> the Celery state it puts a run in (None: not a task state change).
-TASK_EVENT_STATES: dict[str, str | None] = {
-    "task.sent": "PENDING",
-    "task.received": "RECEIVED",
-    "task.started": "STARTED",
-    "task.progress": "PROGRESS",
-    "task.log": None,
-    "task.retried": "RETRY",
-    "task.succeeded": "SUCCESS",
-    "task.failed": "FAILURE",
-    "task.revoked": "REVOKED",
-    "task.rejected": "REJECTED",
-    "task.lost": "LOST",
-}
-#: The gap marker: how many events one process had to drop while Redis was away.
-#: data: {"message": "n events lost while Redis was down", "lost": n, "task_ids": [up to
-#: 50 affected runs], "since": ts, "until": ts, "process": "<hostname>:<pid>"}.
-GAP = "log.gap"
-OTHER_EVENT_TYPES = frozenset(
-    {"worker.online", "worker.heartbeat", "worker.offline", "queue.depth", "beat.sent", GAP}
-)
-EVENT_TYPES = frozenset(TASK_EVENT_STATES) | OTHER_EVENT_TYPES
-
 
 #: Message header a re-run carries: the id of the run it repeats.
 RERUN_HEADER = "celery_live_rerun_of"
@@ -57,7 +36,7 @@ class InvalidEvent(ValueError):
 
 
 def make_event(
-    type: str,
+    type: EventType | str,
     *,
     task_id: str | None = None,
     name: str | None = None,
@@ -65,18 +44,25 @@ def make_event(
     data: dict[str, Any] | None = None,
     ts: float | None = None,
     state: str | None = None,
-) -> dict[str, Any]:
-    """Build and validate an event (without `id`/`seq`, which publishing assigns)."""
-    if type not in EVENT_TYPES:
+) -> Event:
+    """Build and validate an event (without `id`/`seq`, which publishing assigns).
+
+    The state is the one its type implies (vocabulary.EVENT_KINDS) unless `state` is given.
+    """
+    kind = EVENT_KINDS.get(type)
+    if kind is None:
         raise InvalidEvent(f"unknown event type {type!r}")
-    if type.startswith("task.") and not task_id:
+    if type in TASK_EVENT_TYPES and not task_id:
         raise InvalidEvent(f"{type} needs a task_id")
-    event = {
+    if state is None:
+        state = kind.state
+    event: Event = {
         "v": VERSION,
-        "type": type,
+        # Plain strings, not enum members: an event is JSON data, in memory as on the wire.
+        "type": str(type),
         "task_id": task_id,
         "name": name,
-        "state": state if state is not None else TASK_EVENT_STATES.get(type),
+        "state": None if state is None else str(state),
         "ts": time.time() if ts is None else ts,
         "uid": os.urandom(8).hex(),
         "worker": worker,

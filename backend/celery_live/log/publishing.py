@@ -65,8 +65,9 @@ from redis.retry import Retry
 
 from celery_live.conf import conf
 from celery_live.log import store
-from celery_live.log.events import GAP, InvalidEvent, encode, make_event
+from celery_live.log.events import InvalidEvent, encode, make_event
 from celery_live.log.store import runs_key, stream_key, task_key
+from celery_live.log.vocabulary import EventType
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +214,7 @@ class _Gap:
         """The gap marker, then a note on each affected run's timeline."""
         process = f"{socket.gethostname()}:{os.getpid()}"
         marker = make_event(
-            GAP,
+            EventType.LOG_GAP,
             worker=self.worker or socket.gethostname(),
             data={
                 "message": _lost_message(self.lost),
@@ -226,7 +227,7 @@ class _Gap:
         )
         notes = [
             make_event(
-                "task.log",
+                EventType.TASK_LOG,
                 task_id=task_id,
                 name=name,
                 worker=worker,
@@ -635,7 +636,7 @@ def get_publisher() -> Publisher:
     return _publisher
 
 
-def publish(type: str, *, wait: bool = True, **fields: Any) -> dict[str, Any] | None:
+def publish(type: EventType | str, *, wait: bool = True, **fields: Any) -> dict[str, Any] | None:
     """Build an event and publish it. Never raises: a failure is logged and counted instead.
 
     Publishing happens inside Celery's signal handlers and tasks; an exception there

@@ -14,11 +14,13 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from celery_live.log.vocabulary import State
 from celery_live.runs.models import Run
-from celery_live.runs.state import FINAL_STATES, RANK, RunState
-from celery_live.web.forms import error_messages
+from celery_live.runs.state import RunState
+from celery_live.validation import error_messages
 
-STATES = sorted(set(RANK) | FINAL_STATES)
+#: The states a list can be filtered by (every one), in alphabetical order.
+STATES = sorted(State)
 
 
 class RunFilterForm(forms.Form):

@@ -17,6 +17,7 @@ from celery_live.conf import conf
 from celery_live.log import store
 from celery_live.log.events import decode_entry, parse_id
 from celery_live.log.store import runs_key, stream_key, task_key
+from celery_live.log.vocabulary import EventType
 from celery_live.runs.state import RunState, fold, log_order
 
 ZERO_ID = "0-0"
@@ -35,7 +36,7 @@ def task_events(task_id: str) -> list[dict[str, Any]]:
 def is_partial(events: list[dict[str, Any]]) -> bool:
     """Whether Redis' copy of a run lacks its beginning: empty, or not starting with its
     `task.sent` (Redis lost its data, and the run's later events started a new list)."""
-    return not events or events[0].get("type") != "task.sent"
+    return not events or events[0].get("type") != EventType.TASK_SENT
 
 
 def with_recorded(task_id: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:

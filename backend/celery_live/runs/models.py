@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from django.db import models
@@ -11,7 +12,9 @@ from celery_live.runs.state import RunState
 
 
 class Run(models.Model):
-    """One task run, as folded from its events (state.py). Times are epoch seconds."""
+    """One task run, as folded from its events (state.py): a column for each field of
+    `RunState` that the row keeps (`RunState.kept_as("row")`), and `search`. Times are
+    epoch seconds."""
 
     task_id = models.CharField(max_length=155, unique=True)
     name = models.CharField(max_length=255, blank=True, default="", db_index=True)
@@ -56,63 +59,36 @@ class Run(models.Model):
 
     def to_state(self) -> RunState:
         """The run as the views render it (without its events)."""
-        return RunState(
-            task_id=self.task_id,
-            name=self.name or None,
-            state=self.state,
-            attempt=self.attempt,
-            args=self.args,
-            kwargs=self.kwargs,
-            queue=self.queue or None,
-            worker=self.worker or None,
-            worker_instance=self.worker_instance or None,
-            current=self.current,
-            total=self.total,
-            iteration_results={i + 1: r for i, r in enumerate(self.results or [])},
-            result=self.result,
-            exception=self.exception or None,
-            traceback=self.traceback or None,
-            sent_at=self.sent_at,
-            received_at=self.received_at,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-            rerun_of=self.rerun_of or None,
-            last_id=self.last_event_id,
-            last_seq=self.last_seq,
-            first_seen=self.first_seen,
-            last_event_at=self.last_event_at,
-        )
+        return RunState.from_row(self._state_value)
+
+    def _state_value(self, column: str) -> Any:
+        value = getattr(self, column)
+        return None if value == "" and column in _text_columns() else value
 
     @staticmethod
     def fields_from_state(run: RunState) -> dict[str, Any]:
-        """The columns for a folded run."""
-        last_ts = run.last_event_at or 0
-        return {
-            "name": run.name or "",
-            "state": run.state,
-            "attempt": run.attempt,
-            "args": run.args,
-            "kwargs": run.kwargs,
-            "queue": run.queue or "",
-            "worker": run.worker or "",
-            "worker_instance": run.worker_instance or "",
-            "current": run.current,
-            "total": run.total,
-            "results": run.results,
-            "result": run.result,
-            "exception": run.exception or "",
-            "traceback": run.traceback or "",
-            "first_seen": run.first_seen or last_ts,
-            "last_event_at": last_ts,
-            "sent_at": run.sent_at,
-            "received_at": run.received_at,
-            "started_at": run.started_at,
-            "finished_at": run.finished_at,
-            "last_event_id": run.last_id or "",
-            "last_seq": run.last_seq,
-            "rerun_of": run.rerun_of or "",
-            "search": run.search_text,
+        """The columns for a folded run (all but `task_id`, which `save_run` finds the row by)."""
+        text = _text_columns()
+        columns = {
+            column: "" if value is None and column in text else value
+            for column, value in run.kept_as("row").items()
+            if column != "task_id"
         }
+        # Required columns: a run none of whose events carried a time gets 0.
+        columns["last_event_at"] = run.last_event_at or 0
+        columns["first_seen"] = run.first_seen or columns["last_event_at"]
+        columns["search"] = run.search_text
+        return columns
+
+
+@cache
+def _text_columns() -> frozenset[str]:
+    """Run's text columns: not nullable, they hold "" where the run has None."""
+    return frozenset(
+        column.name
+        for column in Run._meta.concrete_fields
+        if isinstance(column, (models.CharField, models.TextField))
+    )
 
 
 class Event(models.Model):

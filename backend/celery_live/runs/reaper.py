@@ -31,10 +31,10 @@ from django.utils import timezone
 from celery_live.conf import conf
 from celery_live.log.publishing import publish
 from celery_live.log.store import reaper_lock_key, reaper_mark_key, workers_key
+from celery_live.log.vocabulary import FINAL_STATES, EventType, State
 from celery_live.log.workers import read_beats, why_gone
 from celery_live.runs import history
 from celery_live.runs.models import Run
-from celery_live.runs.state import FINAL_STATES
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def redelivery(run: Run) -> tuple[str, float | None]:
     app = current_app
     task = app.tasks.get(run.name) if run.name else None
     acks_late = bool(getattr(task, "acks_late", None) or app.conf.task_acks_late)
-    if run.state != "RECEIVED" and not acks_late:
+    if run.state != State.RECEIVED and not acks_late:
         return "", None
     scheme = urlparse(app.conf.broker_url or "").scheme.split("+")[-1]
     if scheme in VISIBILITY_TIMEOUT_BROKERS:
@@ -114,7 +114,7 @@ class Reaper:
             # announced once, forgotten after an hour.
             if self._once(f"{name}:{beat.ts}", "offline", seconds=3600):
                 publish(
-                    "worker.offline",
+                    EventType.WORKER_OFFLINE,
                     worker=name,
                     data={"reason": f"no heartbeat for {now - beat.ts:.0f} s", "instance": beat.instance},
                 )
@@ -127,7 +127,7 @@ class Reaper:
             return False
         note, redelivery_at = redelivery(run)
         publish(
-            "task.lost",
+            EventType.TASK_LOST,
             task_id=run.task_id,
             name=run.name,
             worker=run.worker,
@@ -160,7 +160,7 @@ class Reaper:
     def _reconcile_one(self, run: Run) -> bool:
         result = AsyncResult(run.task_id)
         state = result.state
-        if state not in ("SUCCESS", "FAILURE", "REVOKED"):
+        if state not in (State.SUCCESS, State.FAILURE, State.REVOKED):
             return False
         # The database row may lag behind the log (the recorder is behind, or restarting):
         # a run whose own events already end must not get a second final event.
@@ -168,12 +168,12 @@ class Reaper:
         if (logged is not None and logged.is_final) or not self._once(run.task_id, "reconciled"):
             return False
         common = {"task_id": run.task_id, "name": run.name, "worker": run.worker or None}
-        if state == "SUCCESS":
-            publish("task.succeeded", **common, data={"result": result.result, "reconciled": True})
-        elif state == "FAILURE":
+        if state == State.SUCCESS:
+            publish(EventType.TASK_SUCCEEDED, **common, data={"result": result.result, "reconciled": True})
+        elif state == State.FAILURE:
             error = result.result
             publish(
-                "task.failed",
+                EventType.TASK_FAILED,
                 **common,
                 data={
                     "exception": f"{type(error).__name__}: {error}",
@@ -183,5 +183,5 @@ class Reaper:
                 },
             )
         else:
-            publish("task.revoked", **common, data={"reconciled": True})
+            publish(EventType.TASK_REVOKED, **common, data={"reconciled": True})
         return True

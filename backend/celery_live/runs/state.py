@@ -3,7 +3,8 @@
 Events may arrive out of order (a worker's `task.received` can reach the log before the
 web process's `task.sent`), so each state has a rank within its attempt and a run only
 moves forward: `(attempt, rank)` must grow. Final states (SUCCESS, FAILURE, REVOKED,
-REJECTED, LOST) are terminal: no later event brings a run back to running. A retry is a
+REJECTED, LOST) are terminal: no later event brings a run back to running (ranks and
+final states: log/vocabulary.py). A retry is a
 new attempt of the same run, so the next attempt's `received`/`started` move it on.
 
 One exception to "final stays final": a run marked LOST (its worker died) that a worker
@@ -15,23 +16,63 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import Field, dataclass, field, fields, replace
+from typing import Any, Literal
 
 from celery_live.log.events import parse_id
+from celery_live.log.vocabulary import FINAL_STATES, RUNNING_STATES, Event, EventType, State, state_rank
 
-FINAL_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED", "LOST"})
-RANK = {"PENDING": 0, "RECEIVED": 1, "STARTED": 2, "PROGRESS": 3, "RETRY": 4}
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _in_order(iteration_results: dict[int, Any]) -> list:
+    """Each iteration's result, in iteration order."""
+    return [iteration_results[i] for i in sorted(iteration_results)]
+
+
+def _numbered(results: list | None) -> dict[int, Any]:
+    """The results in iteration order, by iteration number (from 1)."""
+    return {i + 1: result for i, result in enumerate(results or [])}
+
+
+@dataclass(frozen=True)
+class Kept:
+    """How the database row (runs/models.Run) and the JSON API keep a `RunState` field."""
+
+    #: The name they give it ("": the field's own).
+    name: str = ""
+    #: Whether the row stores it, and whether the API shows it.
+    row: bool = True
+    api: bool = True
+    #: The field's value as they keep it, and back.
+    out: Callable[[Any], Any] = _as_is
+    back: Callable[[Any], Any] = _as_is
+
+
+def kept(**how: Any) -> dict[str, Kept]:
+    """Field metadata for a field the row or the API keeps otherwise than as it is (`Kept`)."""
+    return {"kept": Kept(**how)}
+
+
+#: Field metadata for the fold's own bookkeeping, which neither the row nor the API keeps.
+IN_MEMORY = kept(row=False, api=False)
 
 
 @dataclass
 class RunState:
-    """Everything the views show about one run, folded from its events."""
+    """Everything the views show about one run, folded from its events.
+
+    Its fields are the run's one declaration: the database row (`from_row`, `kept_as`),
+    the JSON API (`as_dict`) and the list views' snapshots (`snapshot`) are made from
+    them; a field's `Kept` metadata says where it differs (`KEPT`).
+    """
 
     task_id: str
     name: str | None = None
-    state: str = "PENDING"
+    state: str = State.PENDING
     attempt: int = 0
     args: list = field(default_factory=list)
     kwargs: dict = field(default_factory=dict)
@@ -39,9 +80,13 @@ class RunState:
     worker: str | None = None
     #: The worker process (workers.py instance id) that received the run last.
     worker_instance: str | None = None
-    current: int = 0
-    total: int | None = None
-    iteration_results: dict[int, Any] = field(default_factory=dict)
+    #: Steps done of `total`; the API shows both as "progress" (`as_dict`).
+    current: int = field(default=0, metadata=kept(api=False))
+    total: int | None = field(default=None, metadata=kept(api=False))
+    #: Each iteration's result by its number; kept as the list of results in order.
+    iteration_results: dict[int, Any] = field(
+        default_factory=dict, metadata=kept(name="results", out=_in_order, back=_numbered)
+    )
     result: Any = None
     exception: str | None = None
     traceback: str | None = None
@@ -50,14 +95,15 @@ class RunState:
     started_at: float | None = None
     finished_at: float | None = None
     rerun_of: str | None = None
-    first_seen: float | None = None
-    last_event_at: float | None = None
-    events: list[dict] = field(default_factory=list)
-    last_id: str | None = None
-    last_seq: int = 0
+    first_seen: float | None = field(default=None, metadata=kept(api=False))
+    last_event_at: float | None = field(default=None, metadata=kept(api=False))
+    #: The run's events (the database keeps them as its own rows; `as_dict` adds them).
+    events: list[dict] = field(default_factory=list, metadata=IN_MEMORY)
+    last_id: str | None = field(default=None, metadata=kept(name="last_event_id"))
+    last_seq: int = field(default=0, metadata=kept(api=False))
     #: Whether the last event applied changed `state` (views redraw less when it did not).
-    state_changed: bool = False
-    _seen: set = field(default_factory=set, repr=False)
+    state_changed: bool = field(default=False, metadata=IN_MEMORY)
+    _seen: set = field(default_factory=set, repr=False, metadata=IN_MEMORY)
 
     @property
     def position(self) -> tuple[int, int]:
@@ -69,9 +115,14 @@ class RunState:
         return self.state in FINAL_STATES
 
     @property
+    def is_running(self) -> bool:
+        """Whether a worker process is on it (Terminate, not Revoke, stops it)."""
+        return self.state in RUNNING_STATES
+
+    @property
     def results(self) -> list:
         """Each iteration's result, in iteration order."""
-        return [self.iteration_results[i] for i in sorted(self.iteration_results)]
+        return _in_order(self.iteration_results)
 
     @property
     def search_text(self) -> str:
@@ -99,13 +150,13 @@ class RunState:
 
     @property
     def percent(self) -> int:
-        if self.state == "SUCCESS":
+        if self.state == State.SUCCESS:
             return 100
         if not self.total:
             return 0
         return min(100, int(100 * self.current / self.total))
 
-    def apply(self, event: dict) -> RunState:
+    def apply(self, event: Event) -> RunState:
         """Fold one event into this run (idempotent: an event seen twice counts once)."""
         # A process re-sends what Redis may not have written before a connection broke;
         # the copy has a new id but the same `uid`, and counts once.
@@ -129,9 +180,9 @@ class RunState:
         self.name = self.name or event.get("name")
         # The worker that received the run (the name its heartbeats carry); later events
         # from a pool child don't override it, a redelivery to another worker does.
-        if event.get("worker") and (etype == "task.received" or self.worker is None):
+        if event.get("worker") and (etype == EventType.TASK_RECEIVED or self.worker is None):
             self.worker = event["worker"]
-        if etype == "task.received" and data.get("instance"):
+        if etype == EventType.TASK_RECEIVED and data.get("instance"):
             self.worker_instance = data["instance"]
         if "args" in data and not self.args:
             self.args = list(data.get("args") or [])
@@ -142,30 +193,35 @@ class RunState:
         if data.get("rerun_of") and not self.rerun_of:
             self.rerun_of = data["rerun_of"]
 
-        if etype == "task.sent":
+        if etype == EventType.TASK_SENT:
             self.sent_at = ts if self.sent_at is None else min(self.sent_at, ts)
-        elif etype == "task.received":
+        elif etype == EventType.TASK_RECEIVED:
             self.received_at = ts if self.received_at is None else min(self.received_at, ts)
-        elif etype == "task.started":
+        elif etype == EventType.TASK_STARTED:
             self.started_at = ts if self.started_at is None else min(self.started_at, ts)
-        elif etype == "task.progress":
+        elif etype == EventType.TASK_PROGRESS:
             current = int(data.get("current") or 0)
             self.current = max(self.current, current)
             if data.get("total") is not None:
                 self.total = int(data["total"])
             if "result" in data and current:
                 self.iteration_results[current] = data["result"]
-        elif etype == "task.succeeded":
+        elif etype == EventType.TASK_SUCCEEDED:
             self.result = data.get("result")
-        elif etype == "task.failed":
+        elif etype == EventType.TASK_FAILED:
             self.exception = data.get("exception")
             self.traceback = data.get("traceback")
-        elif etype in ("task.revoked", "task.rejected", "task.lost", "task.retried"):
+        elif etype in (
+            EventType.TASK_REVOKED,
+            EventType.TASK_REJECTED,
+            EventType.TASK_LOST,
+            EventType.TASK_RETRIED,
+        ):
             self.exception = data.get("reason") or self.exception
 
         before = self.state
-        if etype == "task.received" and self.state == "LOST":
-            self.state, self.attempt, self.finished_at = "PENDING", self.attempt + 1, None
+        if etype == EventType.TASK_RECEIVED and self.state == State.LOST:
+            self.state, self.attempt, self.finished_at = State.PENDING, self.attempt + 1, None
             data = {**data, "attempt": self.attempt}
         self._move(event.get("state"), data.get("attempt"), ts)
         self.state_changed = self.state != before
@@ -177,42 +233,46 @@ class RunState:
         if new_state in FINAL_STATES:
             self.state = new_state
             self.finished_at = ts
-            if new_state == "SUCCESS" and self.total:
+            if new_state == State.SUCCESS and self.total:
                 self.current = max(self.current, self.total)
             return
         attempt = self.attempt if attempt is None else int(attempt)
-        if (attempt, RANK.get(new_state, 0)) > (self.attempt, RANK.get(self.state, 0)):
+        if (attempt, state_rank(new_state)) > (self.attempt, state_rank(self.state)):
             self.state, self.attempt = new_state, attempt
+
+    def kept_as(self, where: Literal["row", "api"]) -> dict[str, Any]:
+        """The fields the database row (`"row"`) or the API (`"api"`) keeps, as it keeps them."""
+        return {how.name: how.out(getattr(self, name)) for name, how in KEPT.items() if getattr(how, where)}
+
+    @classmethod
+    def from_row(cls, column: Callable[[str], Any]) -> RunState:
+        """The run a database row holds, given the value of each of its columns by name."""
+        return cls(**{name: how.back(column(how.name)) for name, how in KEPT.items() if how.row})
 
     def as_dict(self, with_events: bool = True) -> dict[str, Any]:
         """The run as the JSON API shows it (`GET /api/tasks/<id>/`)."""
-        out = {
-            "task_id": self.task_id,
-            "name": self.name,
-            "state": self.state,
-            "args": self.args,
-            "kwargs": self.kwargs,
-            "progress": {"current": self.current, "total": self.total},
-            "results": self.results,
-            "result": self.result,
-            "exception": self.exception,
-            "traceback": self.traceback,
-            "worker": self.worker,
-            "worker_instance": self.worker_instance,
-            "queue": self.queue,
-            "attempt": self.attempt,
-            "sent_at": self.sent_at,
-            "received_at": self.received_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "queue_wait": self.queue_wait,
-            "run_time": self.run_time,
-            "last_event_id": self.last_id,
-            "rerun_of": self.rerun_of,
-        }
+        out = self.kept_as("api")
+        out["progress"] = {"current": self.current, "total": self.total}
+        out["queue_wait"] = self.queue_wait
+        out["run_time"] = self.run_time
         if with_events:
             out["events"] = self.events
         return out
+
+    def snapshot(self) -> RunState:
+        """A copy of the run as it is now, to look at later while the run folds on (a list
+        view's filters): all its fields but the history that only grows (its events and
+        iteration results)."""
+        return replace(self, events=[], iteration_results={}, _seen=set())
+
+
+def _kept(run_field: Field[Any]) -> Kept:
+    how = run_field.metadata.get("kept", Kept())
+    return replace(how, name=how.name or run_field.name)
+
+
+#: How the row and the API keep each field of `RunState`, by field name.
+KEPT: Mapping[str, Kept] = {run_field.name: _kept(run_field) for run_field in fields(RunState)}
 
 
 def log_order(event: dict) -> tuple[int, int]:

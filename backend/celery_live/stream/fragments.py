@@ -17,28 +17,14 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 
-from celery_live.log.events import GAP
+from celery_live.log.vocabulary import EVENT_KINDS, TASK_EVENT_TYPES, Event, EventType, State, state_label
 from celery_live.runs.history import AsyncLog
 from celery_live.runs.state import RunCache, RunState
-
-STATE_LABELS = {
-    "PENDING": "Queued",
-    "RECEIVED": "Received",
-    "STARTED": "Started",
-    "PROGRESS": "Running",
-    "RETRY": "Retrying",
-    "SUCCESS": "Succeeded",
-    "FAILURE": "Failed",
-    "REVOKED": "Revoked",
-    "REJECTED": "Rejected",
-    "LOST": "Lost",
-}
 
 
 def run_context(run: RunState) -> dict[str, Any]:
@@ -49,12 +35,13 @@ def run_context(run: RunState) -> dict[str, Any]:
         message = run.args[0]
     return {
         "run": run,
-        "label": STATE_LABELS.get(run.state, run.state.title()),
+        "label": state_label(run.state),
         "short_name": (run.name or "unknown task").rsplit(".", 1)[-1],
         "message": message,
         "result_json": (
-            json.dumps(run.result, indent=2, ensure_ascii=False) if run.state == "SUCCESS" else None
+            json.dumps(run.result, indent=2, ensure_ascii=False) if run.state == State.SUCCESS else None
         ),
+        "error": run.exception if run.state != State.SUCCESS else None,
         "iterations": sorted(run.iteration_results.items()),
     }
 
@@ -93,11 +80,11 @@ def task_fragment(event: dict[str, Any], run: RunState) -> str:
     if run.events and run.events[0].get("id") == event.get("id"):
         return format_html('<div hx-swap-oob="afterbegin:#runs">{}</div>', render_card(run))
     data = event.get("data") or {}
-    if event.get("type") == "task.progress" and not run.state_changed:
+    if event.get("type") == EventType.TASK_PROGRESS and not run.state_changed:
         parts = [render_progress(run)]
     else:
         parts = [render_head(run, oob=True)]
-    if event.get("type") == "task.progress" and data.get("current") and "result" in data:
+    if event.get("type") == EventType.TASK_PROGRESS and data.get("current") and "result" in data:
         parts.append(
             format_html(
                 '<div hx-swap-oob="beforeend:#run-{}-results">{}</div>',
@@ -108,54 +95,16 @@ def task_fragment(event: dict[str, Any], run: RunState) -> str:
     return "".join(parts)
 
 
-EVENT_LABELS = {
-    "task.sent": "Sent",
-    "task.received": "Received",
-    "task.started": "Started",
-    "task.progress": "Progress",
-    "task.log": "Note",
-    "task.retried": "Retry",
-    "task.succeeded": "Succeeded",
-    "task.failed": "Failed",
-    "task.revoked": "Revoked",
-    "task.rejected": "Rejected",
-    "task.lost": "Lost",
-}
-
-
-def event_detail(event: dict[str, Any]) -> str:
-    """One line saying what an event carried, for the timeline."""
-    data = event.get("data") or {}
-    etype = event.get("type")
-    if etype == "task.sent":
-        extra = f" (re-run of {data['rerun_of']})" if data.get("rerun_of") else ""
-        return f"to queue {data.get('queue') or '?'}{extra}"
-    if etype in ("task.received", "task.started"):
-        attempt = data.get("attempt") or 0
-        return (
-            f"by {event.get('worker') or '?'}"
-            + (f", attempt {attempt + 1}" if attempt else "")
-            + (" (redelivered)" if data.get("redelivered") else "")
-        )
-    if etype == "task.progress":
-        return f"{data.get('current')}/{data.get('total')}: {data.get('result')}"
-    if etype == "task.succeeded":
-        return "reconciled from the result backend" if data.get("reconciled") else ""
-    if etype == "task.failed":
-        return data.get("exception") or ""
-    if etype == "task.revoked":
-        return "terminated" if data.get("terminated") else ("expired" if data.get("expired") else "")
-    return str(data.get("message") or data.get("reason") or "")
-
-
-def timeline_item(event: dict[str, Any], previous_ts: float | None) -> dict[str, Any]:
+def timeline_item(event: Event, previous_ts: float | None) -> dict[str, Any]:
+    """An event on the run's timeline: its name and what its data says (vocabulary.EVENT_KINDS)."""
     ts = event.get("ts")
+    kind = EVENT_KINDS.get(event.get("type"))
     return {
         "event": event,
-        "label": EVENT_LABELS.get(event.get("type"), event.get("type")),
+        "label": kind.label if kind is not None else event.get("type"),
         "type_class": (event.get("type") or "").replace(".", "-"),
         "delta": (ts - previous_ts) if ts is not None and previous_ts is not None else None,
-        "detail": event_detail(event),
+        "detail": kind.detail(event) if kind is not None else "",
     }
 
 
@@ -189,7 +138,7 @@ INDEX = PageView()
 class _ListParts:
     row: str
     row_upsert: str
-    run: Any  # what filters look at, frozen at this event
+    run: RunState  # what filters look at, as it was right after this event
     #: Whether this event can have made the run stop matching a filter (state or worker
     #: changed); only then does a non-matching run need removing from a list.
     may_leave: bool
@@ -204,9 +153,9 @@ class FragmentRenderer:
         self.max_fragments = max_fragments
 
     async def fragment(self, event: dict[str, Any], log: AsyncLog, view: PageView = INDEX) -> str:
-        if event.get("type") == GAP:
+        if event.get("type") == EventType.LOG_GAP:
             return render_gap_notice(event)
-        if not (event.get("task_id") and event["type"].startswith("task.")):
+        if not (event.get("task_id") and event["type"] in TASK_EVENT_TYPES):
             return ""
         key = (event["id"], view.kind)
         cached = self.fragments.get(key)
@@ -225,17 +174,9 @@ class FragmentRenderer:
 
     def _render(self, event: dict[str, Any], run: RunState, kind: str) -> Any:
         if kind == "list":
-            snapshot = SimpleNamespace(
-                state=run.state,
-                name=run.name,
-                worker=run.worker,
-                queue=run.queue,
-                first_seen=run.first_seen,
-                search_text=run.search_text,
-            )
-            may_leave = run.state_changed or event.get("type") == "task.received"
+            may_leave = run.state_changed or event.get("type") == EventType.TASK_RECEIVED
             return _ListParts(
-                render_row(run, upsert=False), render_row(run, upsert=True), snapshot, may_leave
+                render_row(run, upsert=False), render_row(run, upsert=True), run.snapshot(), may_leave
             )
         html = task_fragment(event, run)
         if kind == "detail":
@@ -246,7 +187,7 @@ class FragmentRenderer:
                 '<div hx-swap-oob="beforeend:#timeline">{}</div>',
                 render_to_string("celery_live/_timeline_item.html", timeline_item(event, previous)),
             )
-            if event.get("type") == "task.failed":
+            if event.get("type") == EventType.TASK_FAILED:
                 html += render_to_string("celery_live/_traceback.html", {"run": run, "oob": True})
         return html
 

@@ -8,18 +8,12 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from celery_live.log.vocabulary import EVENT_KINDS, Event, State
 from celery_live.runs import history
 from celery_live.runs.state import RunState
 
-STEP_TEXT = {
-    "task.sent": "📤 sent",
-    "task.received": "📥 received by {worker}",
-    "task.started": "🏃 started on {worker}",
-    "task.retried": "🔁 retrying: {reason}",
-    "task.revoked": "🛑 revoked",
-    "task.rejected": "🚫 rejected: {reason}",
-    "task.lost": "💀 lost: {reason}",
-}
+#: How the end of a run is printed (its line comes from vocabulary.EVENT_KINDS).
+END_STYLES = {State.SUCCESS: "bold green", State.FAILURE: "bold red"}
 
 
 def watch_task(
@@ -50,21 +44,25 @@ def watch_task(
     return run
 
 
-def _print_event(console: Console, event: dict, run: RunState) -> None:
+def _print_event(console: Console, event: Event, run: RunState) -> None:
+    """Print the event's line (vocabulary.EVENT_KINDS), if its type has one."""
+    kind = EVENT_KINDS.get(event["type"])
+    if kind is None or kind.line is None:
+        return
     data = event.get("data") or {}
-    etype = event["type"]
-    if etype == "task.progress":
-        console.print(
-            f"  ✔ iteration {data.get('current')}/{data.get('total')}: {data.get('result')}",
-            markup=False,
-            highlight=False,
-        )
-    elif etype == "task.succeeded":
-        took = f" in {run.run_time:.2f} s" if run.run_time is not None else ""
-        console.print(f"✅ SUCCESS{took}", style="bold green")
-        console.print(json.dumps(data.get("result"), indent=2, ensure_ascii=False), markup=False)
-    elif etype == "task.failed":
-        console.print(f"❌ FAILURE: {data.get('exception')}", style="bold red", markup=False)
-    elif etype in STEP_TEXT:
-        text = STEP_TEXT[etype].format(worker=event.get("worker") or "?", reason=data.get("reason") or "")
+    text = kind.line.format(
+        worker=event.get("worker") or "?",
+        reason=data.get("reason") or "",
+        current=data.get("current"),
+        total=data.get("total"),
+        result=data.get("result"),
+        exception=data.get("exception"),
+        took=f" in {run.run_time:.2f} s" if run.run_time is not None else "",
+    )
+    style = END_STYLES.get(kind.state)
+    if style is None:
         console.print(text, markup=False, highlight=False)
+        return
+    console.print(text, style=style, markup=False)
+    if kind.state == State.SUCCESS:
+        console.print(json.dumps(data.get("result"), indent=2, ensure_ascii=False), markup=False)

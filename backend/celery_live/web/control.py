@@ -16,9 +16,11 @@ from kombu.exceptions import OperationalError
 from celery_live.log import store
 from celery_live.log.events import RERUN_HEADER
 from celery_live.log.publishing import publish
+from celery_live.log.vocabulary import EventType, State
 from celery_live.log.workers import live_worker_count, read_beats, why_gone
 from celery_live.runs import history
 from celery_live.runs.state import RunState
+from celery_live.web import launchable
 
 
 class ControlError(Exception):
@@ -64,7 +66,7 @@ def revoke(task_id: str, terminate: bool = False, by: str = "") -> RunState:
     message = f"{what} requested" + (f" by {by}" if by else "")
     message += f"; confirmed by {', '.join(confirmed)}" if confirmed else "; no worker answered yet"
     publish(
-        "task.log",
+        EventType.TASK_LOG,
         task_id=task_id,
         name=run.name,
         data={"message": message, "control": what, "confirmed_by": confirmed},
@@ -74,15 +76,15 @@ def revoke(task_id: str, terminate: bool = False, by: str = "") -> RunState:
         # No process holds it any more, so none will say "revoked": say it here. The
         # revocation above still makes live workers discard it if the broker redelivers it.
         publish(
-            "task.revoked",
+            EventType.TASK_REVOKED,
             task_id=task_id,
             name=run.name,
             worker=run.worker,
             data={"reason": f"{what} requested; {gone.reason}", "confirmed_by": confirmed},
         )
-    elif not terminate and AsyncResult(task_id).state == "REVOKED":
+    elif not terminate and AsyncResult(task_id).state == State.REVOKED:
         publish(
-            "task.revoked",
+            EventType.TASK_REVOKED,
             task_id=task_id,
             name=run.name,
             data={"reason": "revoked before it ran", "confirmed_by": confirmed},
@@ -91,10 +93,16 @@ def revoke(task_id: str, terminate: bool = False, by: str = "") -> RunState:
 
 
 def rerun(task_id: str, by: str = "") -> AsyncResult:
-    """Send the same task with the same arguments again, linked to the original."""
+    """Send the same task with the same arguments again, linked to the original.
+
+    Only a task the host declared launchable: a re-run is a launch, and the dashboard must
+    not become a way to send any task the workers know.
+    """
     run = _run(task_id)
-    if not run.name or run.name not in app.tasks:
-        raise ControlError(f"cannot re-run {run.name!r}: not a task this app knows", status=400)
+    if not run.name or run.name not in launchable.declared_task_names():
+        raise ControlError(
+            f"cannot re-run {run.name!r}: not a launchable task here ({launchable.SETTING})", status=400
+        )
     new_id = uuid()
     try:
         result = app.send_task(
@@ -102,14 +110,14 @@ def rerun(task_id: str, by: str = "") -> AsyncResult:
         )
     except OperationalError as exc:
         publish(
-            "task.rejected",
+            EventType.TASK_REJECTED,
             task_id=new_id,
             name=run.name,
             data={"reason": f"could not reach the broker: {exc}", "rerun_of": task_id},
         )
         raise ControlError(f"could not reach the broker: {exc}", status=503) from exc
     publish(
-        "task.log",
+        EventType.TASK_LOG,
         task_id=task_id,
         name=run.name,
         data={

@@ -1,104 +1,97 @@
-"""Launching a task: one validation for the page's form, the JSON API and the CLI."""
+"""Launching a task: one validation for the page's form, the JSON API and the CLI.
+
+What can be launched is the host's to say (`launchable.py`); this form picks the kind and
+hands the rest to that launchable's own form.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from celery.app.task import Task
 from celery.result import AsyncResult
 from celery.utils import uuid
 from django import forms
+from django.forms.utils import ErrorDict
 from kombu.exceptions import OperationalError
 
-from apps.assets.tasks import example_async_task, test_task
 from celery_live.log.publishing import publish
+from celery_live.log.vocabulary import EventType
+from celery_live.validation import has_lone_surrogate
+from celery_live.web import launchable
 
-KIND_CHOICES = [
-    ("example", "Iterations (example_async_task)"),
-    ("test", "Single step (test_task)"),
-]
-TASKS = {"example": example_async_task, "test": test_task}
 SURROGATE_ERROR = "Contains an invalid character (a lone UTF-16 surrogate)."
-
-
-def has_lone_surrogate(value: Any) -> bool:
-    """Whether `value` is text UTF-8 cannot carry: a lone UTF-16 surrogate, as JSON's
-    `"\\ud800"` or an undecodable command-line byte makes. It would reach Redis and the
-    database in every event of the run."""
-    if not isinstance(value, str):
-        return False
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def error_messages(form: forms.Form) -> dict[str, list[str]]:
-    """A bound, invalid form's errors as `{field: [message, ...]}` (what the API answers)."""
-    return {field: [e["message"] for e in errs] for field, errs in form.errors.get_json_data().items()}
+NOTHING_LAUNCHABLE = (
+    f"Nothing can be launched here: the site declares no launchable tasks ({launchable.SETTING} is empty)."
+)
 
 
 class LaunchForm(forms.Form):
-    """What a person (or a program) may ask to run. Bad input changes nothing."""
+    """What a person (or a program) may ask to run: a declared `kind`, and what that kind's
+    form asks for. Bad input changes nothing.
 
-    kind = forms.ChoiceField(choices=KIND_CHOICES, initial="example", required=False)
-    message = forms.CharField(
-        label="Message", min_length=1, max_length=500, strip=False, initial="Hello from Celery!"
-    )
-    count = forms.IntegerField(label="Iterations", min_value=1, max_value=1000, initial=5, required=False)
-    delay = forms.FloatField(
-        label="Seconds per iteration",
-        min_value=0,
-        max_value=10,
-        required=False,
-        help_text="Empty: the task's default (1 s, 2 s for test_task)",
-    )
-    fail_at = forms.IntegerField(label="Fail at iteration", min_value=1, required=False)
+    It holds the fields of every declared form (the first declaration of a name wins), so
+    the page shows them all at once; bound, only the chosen kind's form validates them.
+    """
+
+    def __init__(self, data: Any = None, initial: dict[str, Any] | None = None) -> None:
+        super().__init__(data, initial=initial)
+        self.launchables = launchable.declared()
+        self.launchable: launchable.Launchable | None = None
+        self.task_form: forms.BaseForm | None = None
+        self.fields["kind"] = forms.ChoiceField(
+            label="Task",
+            choices=[(kind, item.label or kind) for kind, item in self.launchables.items()],
+            initial=next(iter(self.launchables), None),
+            required=False,
+        )
+        for item in self.launchables.values():
+            for name, field in item.form_class().fields.items():
+                self.fields.setdefault(name, field)
+
+    def task_fields(self) -> list[forms.BoundField]:
+        """The fields the page shows below the kind."""
+        return [self[name] for name in self.fields if name != "kind"]
 
     def full_clean(self) -> None:
-        """Validate as usual; a field holding a lone surrogate gets that error alone (the
-        field's own message may quote the value, which no page can then encode)."""
-        super().full_clean()
+        """Validate `kind` (empty: the first declared), then the data with that kind's form,
+        whose errors and cleaned data become this form's. A field holding a lone surrogate
+        gets that error alone (the field's own message may quote the value, which no page
+        can then encode)."""
+        self._errors = ErrorDict(renderer=self.renderer)
         if not self.is_bound:
             return
+        self.cleaned_data = {}
+        if not self.launchables:
+            self.add_error(None, NOTHING_LAUNCHABLE)
+            return
+        kind_field = self.fields["kind"]
+        try:
+            kind = kind_field.clean(self["kind"].data) or kind_field.initial
+        except forms.ValidationError as exc:
+            self.add_error("kind", exc)
+        else:
+            self.launchable = self.launchables[kind]
+            self.task_form = self.launchable.form_class(self.data, prefix=self.prefix)
+            self._errors.update(self.task_form.errors)
+            self.cleaned_data = {"kind": kind, **self.task_form.cleaned_data}
         for name in self.fields:
             if has_lone_surrogate(self.data.get(self.add_prefix(name))):
-                self.errors.pop(name, None)
+                self._errors.pop(name, None)
                 self.add_error(name, SURROGATE_ERROR)
 
-    def clean_kind(self) -> str:
-        return self.cleaned_data.get("kind") or "example"
+    def initial_after_launch(self) -> dict[str, Any]:
+        """What the page's next form starts with: the values just sent, but for the fields
+        the kind's form lists in `reset_after_launch` (the demo's `fail_at`: a failure is
+        asked for once)."""
+        reset = getattr(self.task_form, "reset_after_launch", ())
+        return {name: value for name, value in self.cleaned_data.items() if name not in reset}
 
-    def clean_message(self) -> str:
-        message = self.cleaned_data["message"]
-        if not message.strip():
-            raise forms.ValidationError("Message cannot be blank.")
-        return message
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        if data.get("count") is None and "count" not in self.errors:
-            data["count"] = 1 if data.get("kind") == "test" else 5
-        fail_at, count = data.get("fail_at"), data.get("count")
-        if fail_at is not None and count is not None:
-            if data.get("kind") == "test":
-                self.add_error("fail_at", "Only the iterations task can fail at an iteration.")
-            elif fail_at > count:
-                self.add_error("fail_at", f"Must be between 1 and the iteration count ({count}).")
-        return data
-
-    def task_call(self) -> tuple[Any, dict[str, Any]]:
+    def task_call(self) -> tuple[Task, dict[str, Any]]:
         """The task and the keyword arguments this launch sends."""
-        data = self.cleaned_data
-        if data["kind"] == "test":
-            kwargs: dict[str, Any] = {"message": data["message"]}
-        else:
-            kwargs = {"name": data["message"], "count": data["count"]}
-            if data.get("fail_at") is not None:
-                kwargs["fail_at"] = data["fail_at"]
-        if data.get("delay") is not None:
-            kwargs["delay"] = data["delay"]
-        return TASKS[data["kind"]], kwargs
+        if not self.is_valid() or self.launchable is None or self.task_form is None:
+            raise ValueError("only a valid launch form has a task to send")
+        return self.launchable.celery_task(), self.launchable.task_kwargs(self.task_form)
 
     def launch(self) -> AsyncResult:
         """Send the validated task to Celery.
@@ -112,7 +105,7 @@ class LaunchForm(forms.Form):
             return task.apply_async(kwargs=kwargs, task_id=task_id)
         except OperationalError as exc:
             publish(
-                "task.rejected",
+                EventType.TASK_REJECTED,
                 task_id=task_id,
                 name=task.name,
                 data={"reason": f"could not reach the broker: {exc}"},

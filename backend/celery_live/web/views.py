@@ -20,8 +20,9 @@ from celery_live.conf import conf
 from celery_live.runs import history
 from celery_live.runs.filters import STATES, RunFilter
 from celery_live.stream.fragments import render_card, run_context, timeline_rows
+from celery_live.validation import error_messages
 from celery_live.web import control
-from celery_live.web.forms import LaunchForm, error_messages
+from celery_live.web.forms import LaunchForm
 
 DENIED = "You need to log in with permission to do this."
 
@@ -124,7 +125,7 @@ def launch(request: HttpRequest) -> HttpResponse:
     except OperationalError as exc:
         form.add_error(None, f"Could not reach the broker: {exc}")
         return render(request, "celery_live/_launch_form.html", {"form": form}, status=503)
-    fresh = LaunchForm(initial={k: v for k, v in form.cleaned_data.items() if k != "fail_at"})
+    fresh = LaunchForm(initial=form.initial_after_launch())
     return render(request, "celery_live/_launch_form.html", {"form": fresh, "sent_id": result.id})
 
 
@@ -178,7 +179,8 @@ def _json_body(request: HttpRequest, required: bool = False) -> dict | JsonRespo
 @require_http_methods(["GET", "POST"])
 def api_tasks(request: HttpRequest) -> JsonResponse:
     """GET: runs, newest first (state, name, worker, queue, q, time_from, time_to, limit, before).
-    POST: launch one (`{"kind", "message", "count", "delay", "fail_at"}`)."""
+    POST: launch one (`{"kind", ...}` and the fields of that kind's form; the kinds are the
+    host's, `CELERY_LIVE_LAUNCHABLE_TASKS`)."""
     if request.method == "GET":
         return _api_list(request)
     body = _json_body(request, required=True)

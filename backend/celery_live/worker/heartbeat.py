@@ -18,6 +18,7 @@ from celery import bootsteps
 from celery_live.conf import conf
 from celery_live.log import store
 from celery_live.log.publishing import publish
+from celery_live.log.vocabulary import EventType
 from celery_live.log.workers import forget_instance, record_beat, set_instance
 
 
@@ -54,7 +55,7 @@ class LiveHeartbeat(bootsteps.StartStopStep):
         except Exception:  # a missed beat is what the reaper is for; never break the worker
             return
         publish(
-            "worker.heartbeat",
+            EventType.WORKER_HEARTBEAT,
             worker=worker.hostname,
             data={
                 "active": active,

@@ -9,6 +9,7 @@ from celery import current_task
 
 from celery_live.conf import conf
 from celery_live.log.publishing import publish
+from celery_live.log.vocabulary import EventType, State
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def report_progress(current: int, total: int, result: Any = None) -> None:
     if not conf.INSTRUMENT:
         return
     publish(
-        "task.progress",
+        EventType.TASK_PROGRESS,
         wait=False,
         task_id=request.id,
         name=task.name,
@@ -51,7 +52,8 @@ def _store_progress(task: Any, meta: dict[str, Any]) -> None:
     """Best effort: `update_state` raises (ConnectionError) while Redis is away."""
     global _backend_down
     try:
-        task.update_state(state="PROGRESS", meta=meta)
+        # The plain string: a result backend that pickles would otherwise store the enum.
+        task.update_state(state=State.PROGRESS.value, meta=meta)
     except Exception as exc:
         if not _backend_down:
             _backend_down = True

@@ -28,6 +28,7 @@ from celery import signals
 
 from celery_live.log.events import RERUN_HEADER
 from celery_live.log.publishing import get_publisher, publish
+from celery_live.log.vocabulary import EventType
 from celery_live.log.workers import current_instance
 
 
@@ -60,7 +61,7 @@ def on_before_task_publish(
     if isinstance(body, (list, tuple)) and len(body) >= 2:
         args, task_kwargs = body[0], body[1]
     publish(
-        "task.sent",
+        EventType.TASK_SENT,
         task_id=task_id,
         name=headers.get("task") or sender,
         data={
@@ -80,7 +81,7 @@ def on_before_task_publish(
 def on_task_received(sender: Any = None, request: Any = None, **kwargs: Any) -> None:
     delivery = getattr(request, "delivery_info", None) or {}
     publish(
-        "task.received",
+        EventType.TASK_RECEIVED,
         wait=False,
         task_id=request.id,
         name=request.name,
@@ -102,7 +103,7 @@ def on_task_received(sender: Any = None, request: Any = None, **kwargs: Any) -> 
 def on_task_prerun(sender: Any = None, task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
     request = _task_request(task)
     publish(
-        "task.started",
+        EventType.TASK_STARTED,
         wait=False,
         task_id=task_id,
         name=getattr(task, "name", None),
@@ -117,7 +118,7 @@ def on_task_success(
 ) -> None:
     request = _task_request(sender)
     publish(
-        "task.succeeded",
+        EventType.TASK_SUCCEEDED,
         wait=False,
         task_id=request.id,
         name=sender.name,
@@ -146,7 +147,7 @@ def on_task_failure(
     else:
         tb_text = None
     publish(
-        "task.failed",
+        EventType.TASK_FAILED,
         wait=False,
         task_id=task_id,
         name=getattr(sender, "name", None),
@@ -163,7 +164,7 @@ def on_task_failure(
 @signals.task_retry.connect(dispatch_uid="celery_live.retried")
 def on_task_retry(sender: Any = None, request: Any = None, reason: Any = None, **kwargs: Any) -> None:
     publish(
-        "task.retried",
+        EventType.TASK_RETRIED,
         wait=False,
         task_id=request.id,
         name=getattr(sender, "name", None),
@@ -182,7 +183,7 @@ def on_task_revoked(
     **kwargs: Any,
 ) -> None:
     publish(
-        "task.revoked",
+        EventType.TASK_REVOKED,
         task_id=request.id,
         name=getattr(request, "task", None) or getattr(sender, "name", None),
         worker=getattr(request, "hostname", None),
@@ -200,7 +201,7 @@ def on_task_rejected(sender: Any = None, message: Any = None, exc: Any = None, *
     if not headers.get("id"):
         return
     publish(
-        "task.rejected",
+        EventType.TASK_REJECTED,
         task_id=headers["id"],
         name=headers.get("task"),
         worker=getattr(sender, "hostname", None),
@@ -220,7 +221,7 @@ def on_task_unknown(
     if not id:
         return
     publish(
-        "task.rejected",
+        EventType.TASK_REJECTED,
         task_id=id,
         name=name,
         worker=getattr(sender, "hostname", None),
@@ -230,12 +231,16 @@ def on_task_unknown(
 
 @signals.worker_ready.connect(dispatch_uid="celery_live.worker_online")
 def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
-    publish("worker.online", worker=getattr(sender, "hostname", None), data={"instance": current_instance()})
+    publish(
+        EventType.WORKER_ONLINE,
+        worker=getattr(sender, "hostname", None),
+        data={"instance": current_instance()},
+    )
 
 
 @signals.worker_shutdown.connect(dispatch_uid="celery_live.worker_offline")
 def on_worker_shutdown(sender: Any = None, **kwargs: Any) -> None:
-    publish("worker.offline", worker=getattr(sender, "hostname", None))
+    publish(EventType.WORKER_OFFLINE, worker=getattr(sender, "hostname", None))
 
 
 @signals.worker_process_shutdown.connect(dispatch_uid="celery_live.flush")

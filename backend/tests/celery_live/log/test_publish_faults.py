@@ -22,6 +22,7 @@ import pytest
 import redis
 
 from celery_live.log import events, publishing, store
+from celery_live.log.vocabulary import EventType
 from celery_live.processes.redis_server import RedisServer, free_port
 from celery_live.web.forms import SURROGATE_ERROR, LaunchForm
 from tests.helpers import wait_for
@@ -165,7 +166,7 @@ def test_a_full_buffer_drops_the_oldest_and_a_gap_marker_counts_them(blip, publi
     assert publisher.flush(10)
     client = blip.client()
     logged = stream(client)
-    [gap] = [e for e in logged if e["type"] == events.GAP]
+    [gap] = [e for e in logged if e["type"] == EventType.LOG_GAP]
     lost = gap["data"]["lost"]
     arrived = [e["data"]["current"] for e in logged if e["type"] == "task.progress"]
     assert lost == publisher.stats()["dropped"] > 50  # ~75 made while down, 10 kept

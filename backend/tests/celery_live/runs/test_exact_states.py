@@ -125,7 +125,7 @@ def recorded_successes(stack, task_ids):
     with sqlite3.connect(db) as connection:
         marks = ",".join("?" * len(task_ids))
         rows = connection.execute(
-            f"SELECT COUNT(*) FROM live_run WHERE state = 'SUCCESS' AND task_id IN ({marks})", task_ids
+            f"SELECT COUNT(*) FROM celery_live_run WHERE state = 'SUCCESS' AND task_id IN ({marks})", task_ids
         )
         return rows.fetchone()[0]
 

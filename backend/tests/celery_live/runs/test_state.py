@@ -79,7 +79,7 @@ def test_failure_keeps_the_error_and_traceback():
 
 def test_as_dict_has_the_documented_fields():
     data = fold("t1", [SENT, RECEIVED, STARTED, P1, P2, DONE]).as_dict()
-    for key in (
+    assert set(data) == {
         "task_id",
         "name",
         "state",
@@ -88,12 +88,25 @@ def test_as_dict_has_the_documented_fields():
         "progress",
         "results",
         "result",
+        "exception",
         "traceback",
         "worker",
+        "worker_instance",
+        "queue",
+        "attempt",
+        "sent_at",
+        "received_at",
+        "started_at",
+        "finished_at",
+        "queue_wait",
+        "run_time",
+        "last_event_id",
+        "rerun_of",
         "events",
-    ):
-        assert key in data
+    }
     assert data["progress"] == {"current": 2, "total": 2}
+    assert data["last_event_id"] == DONE["id"]
+    assert "events" not in fold("t1", [SENT]).as_dict(with_events=False)
     assert RunState(task_id="x").as_dict()["state"] == "PENDING"
 
 
@@ -111,3 +124,13 @@ def test_a_lost_run_received_again_is_a_new_attempt():
 def test_a_rerun_remembers_what_it_repeats():
     sent = event("task.sent", "PENDING", 1, rerun_of="t0", args=[], kwargs={})
     assert fold("t1", [sent]).rerun_of == "t0"
+
+
+def test_a_snapshot_keeps_the_runs_fields_as_they_were():
+    run = fold("t1", [SENT, RECEIVED, STARTED, P1, P2, DONE])
+    snapshot = run.snapshot()
+    run.apply(event("task.log", None, 7, message="later"))
+    assert (snapshot.state, snapshot.worker, snapshot.first_seen) == ("SUCCESS", "celery@w", 1001.0)
+    assert snapshot.search_text == run.search_text
+    assert snapshot.events == []
+    assert len(run.events) == 7

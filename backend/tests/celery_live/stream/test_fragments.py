@@ -1,12 +1,13 @@
 """Fragments for the page: what a viewer sees of events that are not a run's."""
 
-from celery_live.log.events import GAP, make_event
+from celery_live.log.events import make_event
+from celery_live.log.vocabulary import EventType
 from celery_live.stream.fragments import render_gap_notice
 
 
 def test_a_gap_marker_becomes_a_notice_on_every_page_naming_the_runs_it_touched():
     event = make_event(
-        GAP,
+        EventType.LOG_GAP,
         worker="celery@box",
         data={"lost": 12, "task_ids": ["abc", "<b>x"], "since": 1.0, "until": 7.0, "process": "box:42"},
     )
@@ -20,7 +21,9 @@ def test_a_gap_marker_becomes_a_notice_on_every_page_naming_the_runs_it_touched(
 
 
 def test_a_single_lost_event_reads_as_one():
-    html = render_gap_notice(make_event(GAP, data={"lost": 1, "task_ids": [], "since": 1.0, "until": 2.0}))
+    html = render_gap_notice(
+        make_event(EventType.LOG_GAP, data={"lost": 1, "task_ids": [], "since": 1.0, "until": 2.0})
+    )
     assert "1 event lost while Redis was down" in html
     assert "Runs affected" not in html
 

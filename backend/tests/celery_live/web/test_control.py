@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from apps.assets.tasks import example_async_task
+from apps.assets.tasks import example_async_task, noop
 from celery_live.runs import history
 from tests.helpers import final_run, wait_for
 
@@ -39,6 +39,19 @@ def test_rerun_sends_the_same_task_with_the_same_arguments_linked_to_the_old_one
     assert again.rerun_of == first.id
     assert again.result == final_run(first.id).result
     assert history.get_run(first.id).events[-1]["data"]["rerun_id"] == body["task_id"]
+
+
+def test_only_a_declared_task_can_be_re_run(client, celery_worker, settings):
+    other = noop.delay()
+    final_run(other.id)
+    refused = post(client, f"/api/tasks/{other.id}/rerun")
+    assert refused.status_code == 400
+    assert "not a launchable task" in refused.json()["errors"]["__all__"][0]
+    settings.CELERY_LIVE_LAUNCHABLE_TASKS = []  # a host declaring nothing re-runs nothing
+    done = example_async_task.delay("Done", 1, delay=0)
+    final_run(done.id)
+    assert post(client, f"/api/tasks/{done.id}/rerun").status_code == 400
+    assert sorted(history.recent_task_ids()) == sorted([other.id, done.id])  # nothing sent
 
 
 def test_control_errors_are_clear(client, celery_worker):

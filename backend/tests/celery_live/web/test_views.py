@@ -47,6 +47,11 @@ def test_test_task_kind_runs_test_task(client, celery_worker):
     assert final_run(body["task_id"]).result == "Processed: Hi"
 
 
+def test_the_kind_defaults_to_the_first_declared(client, celery_worker):
+    body = post_json(client, "/api/tasks/", {"message": "Default", "count": 1, "delay": 0}).json()
+    assert final_run(body["task_id"]).name == "apps.assets.tasks.example_async_task"
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -121,8 +126,13 @@ def test_the_page_renders_the_form_and_escapes_user_text(client):
     )
     html = client.get("/").content.decode()
     for text in (
+        '<label for="id_kind">Task</label>',
+        '<option value="example"',
+        '<option value="test"',
         '<label for="id_message">Message</label>',
         '<label for="id_count">Iterations</label>',
+        '<label for="id_delay">Delay (s)</label>',
+        '<label for="id_fail_at">Fail at #</label>',
         "Run task",
         'ws-connect="/ws/page/"',
         "csrfmiddlewaretoken",
@@ -131,6 +141,21 @@ def test_the_page_renders_the_form_and_escapes_user_text(client):
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert 'id="run-x1"' in html
+
+
+def test_after_a_launch_the_form_keeps_the_values_but_not_the_failure_asked_for(client, celery_worker):
+    response = client.post(
+        "/launch/",
+        {"kind": "example", "message": "Once", "count": 2, "delay": 0, "fail_at": 2},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'name="message" value="Once"' in html
+    assert 'name="count" value="2"' in html
+    assert 'name="fail_at" value=' not in html
+    [task_id] = history.recent_task_ids()
+    assert final_run(task_id).state == "FAILURE"
 
 
 def test_the_form_needs_a_csrf_token():
@@ -180,7 +205,7 @@ def test_pages_and_the_api_show_recorded_runs_while_redis_is_unreachable(client,
     )
     record_all()
     dead = redis.Redis(port=free_port(), socket_connect_timeout=1, decode_responses=True)
-    monkeypatch.setattr(history, "_client", lambda: dead)
+    monkeypatch.setattr(store, "client", lambda: dead)
     response = client.get("/api/tasks/kept/")
     assert response.status_code == 200
     assert response.json()["state"] == "SUCCESS"
@@ -196,7 +221,7 @@ def test_the_page_shows_recorded_runs_beside_the_few_runs_redis_still_holds(clie
         "task.succeeded", task_id="kept", name="apps.assets.tasks.test_task", data={"result": 1}
     )
     record_all()
-    redis_client = history._client()
+    redis_client = store.client()
     redis_client.delete(*redis_client.keys(f"{store.stream_key()}*"))
     publishing.publish("task.sent", task_id="after", name="apps.assets.tasks.test_task", data={"args": ["y"]})
     html = client.get("/").content.decode()

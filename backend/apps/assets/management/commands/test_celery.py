@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from kombu.exceptions import OperationalError
 from rich.console import Console
 
+from celery_live.log.vocabulary import State
 from celery_live.web.forms import LaunchForm
 
 RULE = "=" * 50
@@ -93,5 +94,5 @@ class Command(BaseCommand):
         run = watch_task(async_result.id, since, console=Console(file=self.stdout._out), timeout=timeout)
         if not run.is_final:
             raise CommandError(f"gave up watching after {timeout} s; the task is {run.state}")
-        if run.state != "SUCCESS":
+        if run.state != State.SUCCESS:
             raise CommandError(f"the task ended {run.state}: {run.exception}")

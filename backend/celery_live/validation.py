@@ -1,0 +1,30 @@
+"""Validation every form of the app shares: the text no event can carry, and a form's errors
+as the JSON API answers them.
+
+Here, not in `web/`, because the run filters (`runs/filters.py`) use it too and a lower
+stage must not import the web one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """Whether `value` is text UTF-8 cannot carry: a lone UTF-16 surrogate, as JSON's
+    `"\\ud800"` or an undecodable command-line byte makes. It would reach Redis and the
+    database in every event of the run."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def error_messages(form: forms.Form) -> dict[str, list[str]]:
+    """A bound, invalid form's errors as `{field: [message, ...]}` (what the API answers)."""
+    return {field: [e["message"] for e in errs] for field, errs in form.errors.get_json_data().items()}
