@@ -15,7 +15,7 @@ def add_heartbeat_step(sender: Any = None, **kwargs: Any) -> None:
     when the worker builds its blueprint, and `worker_init` comes just before that. Without
     heartbeats the reaper takes the worker for gone and marks its quiet runs LOST, so a
     host must not have to remember a line in its celery.py for them. (Steps are a set of
-    these names: a host that adds it itself, as the demo does, gets it once.)
+    these names: a host that adds it itself as well gets it once.)
     """
     app = getattr(sender, "app", None)
     if app is not None:

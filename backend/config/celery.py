@@ -9,8 +9,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-# celery-live: workers say they are alive every few seconds (celery_live/worker/heartbeat.py).
-app.steps["worker"].add("celery_live.worker.heartbeat:LiveHeartbeat")
 
 
 @app.task(bind=True, ignore_result=True)
