@@ -1,12 +1,14 @@
-# One image for web, worker and beat (docker-compose.yml picks the command).
+# One image for every process of the Procfile (docker-compose.yml picks the line to run).
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 CELERY_LIVE_DATA_DIR=/data
 WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
+COPY Procfile .
 COPY backend ./backend
 COPY frontend ./frontend
 WORKDIR /app/backend
 RUN mkdir -p /data && DJANGO_DEBUG=0 python manage.py collectstatic --noinput -v 0
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
+# Becomes the Procfile's line (exec: its pid gets the signals): web on 0.0.0.0:${PORT:-8000}.
+CMD ["python", "-m", "celery_live.processes.procfile", "web"]

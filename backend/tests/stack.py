@@ -1,7 +1,10 @@
-"""The real thing in subprocesses: Daphne serving the ASGI app and a prefork Celery worker.
+"""The real thing in subprocesses: the Procfile's web, worker and recorder, as `make run`
+runs them, under its supervisor (which restarts nothing here: tests kill processes on
+purpose).
 
 Used by the browser tests and anything that needs a real web server. They share the test
-run's private Redis (through the environment) and a migrated SQLite file.
+run's private Redis (through the environment) and a migrated SQLite file. Each process
+logs to `$CELERY_LIVE_DATA_DIR/stack-logs/<name>.log`, with the supervisor's lines about it.
 """
 
 from __future__ import annotations
@@ -13,35 +16,77 @@ import time
 import urllib.request
 from pathlib import Path
 
+from celery_live.processes.procfile import ProcessCommand, Procfile
 from celery_live.processes.redis_server import free_port
-from tests.paths import BACKEND_DIR
+from celery_live.processes.supervisor import Supervisor, procfile_child
+from tests.paths import BACKEND_DIR, ROOT_DIR
 
 
 class Stack:
+    """Web, a worker and the recorder on a free port; `spawn_worker` adds workers."""
+
     def __init__(self, concurrency: int = 2) -> None:
         self.port = free_port()
         self.concurrency = concurrency
-        self.web: subprocess.Popen | None = None
-        self.worker: subprocess.Popen | None = None
-        self.recorder: subprocess.Popen | None = None
         self.log_dir = Path(os.environ["CELERY_LIVE_DATA_DIR"]) / "stack-logs"
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "config.settings",
-            "PYTHONUNBUFFERED": "1",
             "DJANGO_DEBUG": "0",
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
         }
+        self.procfile = Procfile(ROOT_DIR / "Procfile")
+        self.supervisor = Supervisor([], self._note)
+        self._lines: dict[str, str] = {}  # a process's name -> the name of its Procfile line
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _spawn(self, name: str, argv: list[str], **env: str) -> subprocess.Popen:
+    @property
+    def web(self) -> subprocess.Popen | None:
+        return self._process("web")
+
+    @property
+    def worker(self) -> subprocess.Popen | None:
+        return self._process(self._worker_name)
+
+    @property
+    def recorder(self) -> subprocess.Popen | None:
+        return self._process("recorder")
+
+    @property
+    def _worker_name(self) -> str:
+        return f"stack-{self.port}"
+
+    def _process(self, name: str) -> subprocess.Popen | None:
+        return next((c.process for c in self.supervisor.children if c.name == name), None)
+
+    def _log(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def _note(self, name: str, text: str) -> None:
+        """What the supervisor says of a process goes into its log."""
+        with self._log(name).open("a") as log:
+            log.write(f"[stack] {text}\n")
+
+    def _start(self, name: str, command: ProcessCommand, own_session: bool = False) -> subprocess.Popen:
+        """Run `command` as `name` (in place of an earlier, dead `name`); its process."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        return subprocess.Popen(
-            argv, cwd=BACKEND_DIR, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT
-        )
+        child = procfile_child(command, name=name, log=self._log(name), own_session=own_session)
+        self._lines[name] = command.name
+        children = [c for c in self.supervisor.children if c.name != name] + [child]
+        # The Procfile's order is the stop order: web first, then the workers, the recorder last.
+        children.sort(key=lambda c: self.procfile.names.index(self._lines[c.name]))
+        self.supervisor.children[:] = children
+        self.supervisor.start(child)
+        return child.process
+
+    def _stop(self, name: str) -> None:
+        for child in self.supervisor.children:
+            if child.name == name:
+                self.supervisor.stop(child)
 
     def migrate(self) -> None:
         subprocess.run(
@@ -53,78 +98,41 @@ class Stack:
 
     def start(self) -> Stack:
         self.migrate()
-        # Laid out as `make run` does: the recorder in its own process, not in Daphne.
         self.start_recorder()
         self.start_web()
         self.start_worker()
         return self
 
     def start_recorder(self) -> None:
-        self.recorder = self._spawn("recorder", [sys.executable, "manage.py", "record_events"])
+        self._start("recorder", self.procfile.command("recorder", self.env))
 
     def start_web(self) -> None:
-        self.web = self._spawn(
-            "web",
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "config.asgi:application",
-            ],
-            CELERY_LIVE_RECORDER="0",
-        )
+        self._start("web", self.procfile.command("web", self.env))
         self.wait_http("/healthz", accept=(200, 503))
 
     def stop_web(self) -> None:
-        _stop(self.web)
+        self._stop("web")
 
     def stop_worker(self) -> None:
-        _stop(self.worker)
+        self._stop(self._worker_name)
 
     def start_worker(self) -> None:
-        self.worker = self.spawn_worker(f"stack-{self.port}", "celery", self.concurrency, own_session=False)
+        self.spawn_worker(self._worker_name, "celery", self.concurrency, own_session=False)
 
     def spawn_worker(
         self, name: str, queue: str, concurrency: int = 1, own_session: bool = True, **env: str
     ) -> subprocess.Popen:
-        """A prefork worker on `queue`; in its own process group by default (to kill it whole).
-        `env`: extra environment (settings) for this worker."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.log_dir / f"{name}.log"
-        log = open(log_path, "ab")  # noqa: SIM115 - closed with the process
-        offset = log_path.stat().st_size
-        argv = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-l",
-            "info",
-            "-P",
-            "prefork",
-            "-c",
-            str(concurrency),
-            "-Q",
-            queue,
-            "-n",
-            f"{name}@%h",
-            "--without-mingle",
-            "--without-gossip",
-        ]
-        worker = subprocess.Popen(
-            argv,
-            cwd=BACKEND_DIR,
-            env={**self.env, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=own_session,
+        """The Procfile's worker on `queue`, named `name@host`; in its own process group by
+        default (to kill it whole). `env`: extra environment (settings) for this worker."""
+        log_path = self._log(name)
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        command = (
+            self.procfile.command("worker", self.env)
+            .with_env(**env)
+            .with_args("-P", "prefork", "-c", str(concurrency), "-Q", queue, "-n", f"{name}@%h")
+            .with_args("--without-mingle", "--without-gossip")
         )
+        worker = self._start(name, command, own_session)
         deadline = time.monotonic() + 30
         while b" ready." not in log_path.read_bytes()[offset:]:
             if worker.poll() is not None or time.monotonic() > deadline:
@@ -163,20 +171,8 @@ class Stack:
         raise RuntimeError(f"{self.url}{path} never answered {accept} (last: {last}); logs in {self.log_dir}")
 
     def stop(self) -> None:
-        _stop(self.worker)
-        _stop(self.web)
-        _stop(self.recorder)
-
-
-def _stop(process: subprocess.Popen | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        """Stop everything, in the Procfile's order."""
+        self.supervisor.stop_all()
 
 
 def start_web_only(**env: str) -> Stack:

@@ -1,10 +1,12 @@
 """docker-compose.yml, Procfile and .ci/run say what the README says."""
 
+import re
 import shutil
 import subprocess
 
 import pytest
 
+from celery_live.processes.procfile import Procfile
 from tests.paths import ROOT_DIR
 
 ROOT = ROOT_DIR
@@ -37,10 +39,24 @@ def test_compose_uses_the_seed_images_with_healthchecks():
     assert text.count("healthcheck:") >= 3
 
 
-def test_procfile_has_web_worker_beat_and_recorder():
-    lines = [line for line in (ROOT / "Procfile").read_text().splitlines() if line]
-    assert [line.split(":", 1)[0] for line in lines] == ["web", "worker", "beat", "recorder"]
-    assert "CELERY_LIVE_RECORDER=0" in lines[0]  # history is written by the recorder process only
+def test_procfile_has_web_beat_worker_and_recorder():
+    procfile = Procfile(ROOT / "Procfile")
+    assert procfile.names == ["web", "beat", "worker", "recorder"]
+    # History is written by the recorder process only.
+    assert procfile.command("web", {}).env["CELERY_LIVE_RECORDER"] == "0"
+
+
+def test_the_image_and_compose_run_the_procfile_lines_and_nothing_else():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "COPY Procfile ." in dockerfile
+    assert 'CMD ["python", "-m", "celery_live.processes.procfile", "web"]' in dockerfile
+    compose = (ROOT / "docker-compose.yml").read_text()
+    run = r"python -m celery_live\.processes\.procfile (\w+)"
+    commands = re.findall(r"^    command: (.*)$", compose, re.MULTILINE)
+    # Each app service runs one line (the web after migrating); Redis is compose's own.
+    assert [re.search(run, command)[1] for command in commands[:-1]] == ["web", "worker", "beat", "recorder"]
+    assert commands[0].startswith('sh -c "python manage.py migrate --noinput && exec ')
+    assert commands[-1].startswith("redis-server")
 
 
 def test_ci_runs_make_test_and_nothing_else():

@@ -1,7 +1,9 @@
-"""`make run`'s command, for real: private Redis, migrate, Daphne + worker + beat + recorder, supervised.
+"""`make run`'s command, for real: private Redis, migrate, the Procfile's web, beat, worker and
+recorder, supervised.
 
-The restart policy is tested on its own, without processes; the supervisor through `make run`
-itself: its worker and its Redis are SIGKILLed while it runs, and Ctrl-C stops it in order.
+The supervisor through `make run` itself: its worker and its Redis are SIGKILLed while it
+runs, and Ctrl-C stops it in order. Its restart policy is tested on its own, without
+processes, in test_supervisor.py.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from pathlib import Path
 
 import redis
 
-from celery_live.management.commands.run_dashboard import Backoff, Child, Supervisor, kill_group
 from celery_live.processes.redis_server import free_port
+from celery_live.processes.supervisor import kill_group
 from tests.paths import ROOT_DIR
 
 ROOT = ROOT_DIR
@@ -56,98 +58,6 @@ def dashboard_env(tmp_path, port):
     }
     env.update(DJANGO_SETTINGS_MODULE="config.settings", CELERY_LIVE_DATA_DIR=str(tmp_path), PORT=str(port))
     return env
-
-
-# -- the restart policy ------------------------------------------------------------------
-
-
-def test_backoff_doubles_from_1_s_up_to_30_s():
-    backoff = Backoff(max_crashes=100)
-    now, delays = 0.0, []
-    for _ in range(8):
-        backoff.record_start(now)
-        now += 5  # up 5 s, then dead: not long enough to count as a recovery
-        delay = backoff.record_exit(now)
-        delays.append(delay)
-        now += delay
-    assert delays == [1, 2, 4, 8, 16, 30, 30, 30]
-
-
-def test_backoff_starts_over_after_the_process_stayed_up_a_minute():
-    backoff = Backoff()
-    backoff.record_start(0)
-    assert [backoff.record_exit(t) for t in (10, 20, 30)] == [1, 2, 4]
-    backoff.record_start(35)
-    assert backoff.record_exit(95) == 1  # 60 s up: this crash is news, not a loop
-    backoff.record_start(96)
-    assert backoff.record_exit(97) == 2
-
-
-def test_backoff_gives_up_after_5_crashes_within_60_s_only():
-    backoff = Backoff()
-    backoff.record_start(0)
-    assert [backoff.record_exit(t) for t in (1, 3, 7, 15)] == [1, 2, 4, 8]
-    assert backoff.record_exit(31) is None  # the 5th crash in 30 s
-
-    spread = Backoff(max_crashes=5, window=60)
-    spread.record_start(0)
-    # Five crashes, but never five within a minute: it keeps trying.
-    assert all(spread.record_exit(t) is not None for t in (0, 20, 40, 59, 80, 100))
-
-
-def python_child(name: str, code: str, **options) -> Child:
-    def spawn() -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-c", code],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    return Child(name, spawn, **options)
-
-
-def test_the_supervisor_gives_up_on_a_crash_loop_and_keeps_the_rest_running():
-    said = []
-
-    def say(name: str, text: str) -> None:
-        said.append(re.sub(r"pid \d+", "pid N", f"{name} | {text}"))
-        if "giving up" in text:
-            said.append(f"(steady still running: {steady.process.poll() is None})")
-            supervisor.stopping = True  # as Ctrl-C would
-
-    crasher = python_child(
-        "crasher", "print('boom'); raise SystemExit(3)", backoff=Backoff(first=0.05, max_crashes=3)
-    )
-    steady = python_child("steady", "import time; time.sleep(60)")
-    supervisor = Supervisor([crasher, steady], say)
-    assert supervisor.run() is None
-    assert said == [
-        "steady | started (pid N)",
-        "crasher | started (pid N)",
-        "crasher | boom",  # its last words come before what we say of its end
-        "crasher | exited with code 3; restarting in 0.05 s (restart 1)",
-        "crasher | started (pid N)",
-        "crasher | boom",
-        "crasher | exited with code 3; restarting in 0.1 s (restart 2)",
-        "crasher | started (pid N)",
-        "crasher | boom",
-        "crasher | exited with code 3; crashed 3 times in 60 s; giving up on it — see the lines above",
-        "(steady still running: True)",
-        "steady | stopped with code -15 (SIGTERM)",
-    ]
-
-
-def test_the_supervisor_stops_everything_when_an_essential_process_keeps_crashing():
-    said = []
-    redis = python_child(
-        "redis", "raise SystemExit(1)", essential=True, backoff=Backoff(first=0.01, max_crashes=2)
-    )
-    steady = python_child("steady", "import time; time.sleep(60)")
-    failure = Supervisor([steady, redis], lambda name, text: said.append(f"{name} | {text}")).run()
-    assert failure == "redis kept crashing; nothing works without it"
-    assert said[-2].startswith("redis | exited with code 1; crashed 2 times in 60 s; giving up")
-    assert said[-1] == "steady | stopped with code -15 (SIGTERM)"
 
 
 # -- the supervisor, through `make run` --------------------------------------------------
@@ -393,8 +303,9 @@ def test_run_dashboard_starts_everything_without_redis_configured_and_stops_on_c
             time.sleep(0.3)
             runs = get_json(f"http://127.0.0.1:{port}/api/tasks/?state=SUCCESS")[1]["results"]
         assert [run["name"] for run in runs] == ["apps.assets.tasks.test_task"]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/css/app.css", timeout=5) as css:
-            assert css.status == 200
+        css = f"http://127.0.0.1:{port}/static/celery_live/css/app.css"
+        with urllib.request.urlopen(css, timeout=5) as response:
+            assert response.status == 200
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)
@@ -451,3 +362,50 @@ def test_the_supervisor_still_stops_everything_when_its_output_is_gone(tmp_path)
         time.sleep(0.1)
     assert [pid for pid in pids if group_alive(pid)] == []
     assert not (tmp_path / "redis.url").exists()
+
+
+def test_run_dashboard_runs_the_lines_of_the_procfile_it_is_given(tmp_path):
+    (tmp_path / "Procfile").write_text(
+        "# what it runs is the Procfile's, whatever it holds\n"
+        """web: python -c "import os, time; print('serving on', os.environ['PORT']); time.sleep(60)"\n"""
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run_dashboard", "--procfile", str(tmp_path / "Procfile")],
+        cwd=BACKEND,
+        env={**dashboard_env(tmp_path, port), "REDIS_URL": os.environ["REDIS_URL"]},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    for line in process.stdout:
+        lines.append(line.rstrip())
+        if line.startswith("     web | serving on"):
+            break
+    process.send_signal(signal.SIGINT)
+    lines += process.communicate(timeout=30)[0].splitlines()
+    assert process.returncode == 0, lines
+    assert lines[:2] == [
+        f"procfile | web from {tmp_path / 'Procfile'}",
+        f"   redis | using REDIS_URL={os.environ['REDIS_URL']}",
+    ]
+    assert f"     web | serving on {port}" in lines
+    assert re.fullmatch(r"     web \| stopped with code -15 \(SIGTERM\)", lines[-2]), lines
+    assert lines[-1] == "     web | all stopped"
+
+
+def test_a_bad_procfile_line_fails_at_once_naming_it(tmp_path):
+    (tmp_path / "Procfile").write_text("web: serve\nworker: celery worker | tee worker.log\n")
+    done = subprocess.run(
+        [sys.executable, "manage.py", "run_dashboard", "--procfile", str(tmp_path / "Procfile")],
+        cwd=BACKEND,
+        env=dashboard_env(tmp_path, free_port()),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert f"{tmp_path / 'Procfile'}, line 2: a pipe (|) is not supported" in done.stderr
+    assert "    worker: celery worker | tee worker.log" in done.stderr
+    assert not (tmp_path / "redis").exists()  # nothing was started
