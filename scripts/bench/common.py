@@ -1,7 +1,7 @@
 """Shared by the benchmark scripts: the real stack in subprocesses, and Chromium's flags.
 
-`Stack` starts a private Redis, migrates a scratch SQLite database, and runs Daphne and a
-prefork Celery worker from this checkout's venv, as `make run` would; options select the
+`Stack` starts a private Redis, migrates a scratch SQLite database, and runs the Procfile's
+web, worker and recorder lines under the project's supervisor, as `make run` does; options select the
 worker's pool, concurrency and extra arguments (e.g. `-E` for Celery events) and extra
 environment (e.g. CELERY_LIVE_INSTRUMENT=0). Its processes inherit this one's environment,
 PYTHONPATH included.
@@ -21,7 +21,9 @@ from pathlib import Path
 from .paths import BACKEND
 
 try:
+    from celery_live.processes.procfile import Procfile
     from celery_live.processes.redis_server import RedisServer, free_port
+    from celery_live.processes.supervisor import Supervisor, procfile_child
 except ModuleNotFoundError as missing:
     if missing.name != "celery_live":
         raise
@@ -61,7 +63,7 @@ class Stack:
         self.tmp = Path(tempfile.mkdtemp(prefix="celery-live-bench-"))
         self.redis = RedisServer(self.tmp / "redis", persist=False)
         self.port = free_port()
-        self.procs: list[subprocess.Popen] = []
+        self.procs: list[subprocess.Popen] = []  # web (if any), worker, recorder (if any)
         self.concurrency = concurrency
         self.worker_args = list(worker_args)
         self.extra_env = env or {}
@@ -80,57 +82,44 @@ class Stack:
             "DJANGO_DEBUG": "0",
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
             **self.extra_env,
         }
         for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL"):
             if name not in self.extra_env:
                 self.env.pop(name, None)
-        py = sys.executable
         subprocess.run(
-            [py, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=BACKEND, env=self.env, check=True
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+            cwd=BACKEND,
+            env=self.env,
+            check=True,
         )
-        self.log = open(self.tmp / "stack.log", "ab")
+        # The Procfile's lines, as `make run` runs them (in its stop order: web first).
+        procfile = Procfile.find(BACKEND)
+        log = self.tmp / "stack.log"
+        children = []
         if self.with_web:
-            self.procs.append(
-                self._spawn(
-                    [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
-                    CELERY_LIVE_RECORDER="1" if self.recorder == "thread" else "0",
-                )
-            )
-        self.procs.append(
-            self._spawn(
-                [
-                    py,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "config",
-                    "worker",
-                    "-P",
-                    "prefork",
-                    "-c",
-                    str(self.concurrency),
-                    "-l",
-                    "warning",
-                    "--without-mingle",
-                    "--without-gossip",
-                    *self.worker_args,
-                ]
-            )
-        )
+            web = procfile.command("web", self.env)
+            recording = "1" if self.recorder == "thread" else "0"
+            children.append(procfile_child(web.with_env(CELERY_LIVE_RECORDER=recording), log=log))
+        worker = procfile.command("worker", self.env).with_args(
+            "-P", "prefork", "-c", str(self.concurrency), "-l", "warning", "--without-mingle",
+            "--without-gossip", *self.worker_args,
+        )  # fmt: skip
+        children.append(procfile_child(worker, log=log))
         if self.recorder == "process":
-            self.procs.append(self._spawn([py, "manage.py", "record_events"]))
+            children.append(procfile_child(procfile.command("recorder", self.env), log=log))
+        self.supervisor = Supervisor(children, say=lambda name, text: None)
+        for child in reversed(children):
+            self.supervisor.start(child)
+        self.procs = [child.process for child in children]
         deadline = time.monotonic() + 60
         while not self._ready():
             if time.monotonic() > deadline:
-                raise SystemExit(f"the stack did not come up; see {self.tmp / 'stack.log'}")
+                raise SystemExit(f"the stack did not come up; see {log}")
             time.sleep(0.2)
         return self
-
-    def _spawn(self, argv: list[str], **env: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            argv, cwd=BACKEND, env={**self.env, **env}, stdout=self.log, stderr=subprocess.STDOUT
-        )
 
     def _ready(self) -> bool:
         if not self.with_web:
@@ -164,11 +153,5 @@ class Stack:
             return json.load(response)
 
     def __exit__(self, *exc: object) -> None:
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        self.supervisor.stop_all()
         self.redis.stop()

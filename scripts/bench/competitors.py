@@ -36,15 +36,16 @@ import json
 import os
 import platform
 import re
-import signal
 import subprocess
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from celery_live.processes.supervisor import Child, Supervisor
 
 from .bench_venv import ensure_bench_venv, installed_versions
 from .common import CHROMIUM_ARGS, RedisServer, Stack, free_port
@@ -105,53 +106,45 @@ def machine() -> dict[str, Any]:
 
 
 class Processes:
-    """Child processes, each in its own process group, all stopped on exit."""
+    """Child processes under the project's supervisor, each in its own process group (a
+    prefork worker's pool stops with it), stopped on exit, last started first."""
 
     def __init__(self, python: Path, env: dict[str, str], log: Path) -> None:
         self.python = python
         self.env = env
         self.log_path = log
-        self.log: IO[bytes] = open(log, "ab")  # noqa: SIM115 - closed in __exit__
-        self.procs: list[subprocess.Popen] = []
+        self.supervisor = Supervisor([], say=lambda name, text: None)
 
     def spawn(self, *args: str) -> subprocess.Popen:
         """Start `python args...` in the competitors directory, logging to the shared log."""
-        proc = subprocess.Popen(
-            [str(self.python), *args],
-            cwd=COMPETITORS,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.procs.append(proc)
-        return proc
+
+        def popen() -> subprocess.Popen:
+            with open(self.log_path, "ab") as log:  # the child has its own copy
+                return subprocess.Popen(
+                    [str(self.python), *args],
+                    cwd=COMPETITORS,
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+
+        child = Child(" ".join(args), popen, grace=15.0)
+        self.supervisor.children.insert(0, child)
+        self.supervisor.start(child)
+        return child.process
 
     def check_alive(self) -> None:
         """Fail fast, pointing at the log, when a child has died."""
-        for proc in self.procs:
-            if proc.poll() is not None:
-                raise SystemExit(f"{proc.args[1:]} exited with {proc.returncode}; see {self.log_path}")
+        for child in self.supervisor.children:
+            if child.process.poll() is not None:
+                raise SystemExit(f"{child.name} exited with {child.process.returncode}; see {self.log_path}")
 
     def __enter__(self) -> Processes:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for proc in self.procs:
-            self._signal(proc, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self._signal(proc, signal.SIGKILL)
-                proc.wait(5)
-        self.log.close()
-
-    @staticmethod
-    def _signal(proc: subprocess.Popen, sig: int) -> None:
-        """Signal the group this class started for `proc` (a prefork worker's children too)."""
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
+        self.supervisor.stop_all()
 
 
 @contextmanager
