@@ -10,7 +10,7 @@ CHROMIUM := /usr/bin/chromium
 .PHONY: run test lint bench install install-dev browser clean help
 
 help:
-	@echo "make run    - start web (Daphne), worker and beat on http://127.0.0.1:$${PORT:-8000}"
+	@echo "make run    - start web (Daphne), worker, beat and the recorder on http://127.0.0.1:$${PORT:-8000}"
 	@echo "make test   - install test deps (and Debian's chromium) and run every test"
 	@echo "make lint   - ruff"
 	@echo "make bench  - every benchmark side by side with Flower and celery-progress -> docs/benchmarks.md"

@@ -22,7 +22,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "Redis holding the event log. Empty: the host's `REDIS_URL` setting, else "
         "`CELERY_BROKER_URL` when it is a Redis URL, else redis://127.0.0.1:6379/0.",
     ),
-    "DATA_DIR": ("", "Where `run_dashboard` keeps its private Redis and Beat's schedule (empty: ./.data)."),
+    "DATA_DIR": ("", "Where `run_dashboard` keeps its private Redis (empty: ./.data)."),
     "STREAM_KEY": ("celery-live:events", "Prefix of every Redis key the log uses."),
     "STREAM_MAXLEN": (200_000, "Events the Redis stream keeps (approximately); the database keeps all."),
     "RETENTION_DAYS": (7, "Days a run stays in the database (`prune_history` removes older ones)."),

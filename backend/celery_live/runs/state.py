@@ -4,8 +4,8 @@ Events may arrive out of order (a worker's `task.received` can reach the log bef
 web process's `task.sent`), so each state has a rank within its attempt and a run only
 moves forward: `(attempt, rank)` must grow. Final states (SUCCESS, FAILURE, REVOKED,
 REJECTED, LOST) are terminal: no later event brings a run back to running (ranks and
-final states: log/vocabulary.py). A retry is a
-new attempt of the same run, so the next attempt's `received`/`started` move it on.
+final states: log/vocabulary.py). A retry is a new attempt of the same run, so the next
+attempt's `received`/`started` move it on.
 
 One exception to "final stays final": a run marked LOST (its worker died) that a worker
 receives again is a redelivery (acks_late; a Redis broker redelivers unacked tasks), so

@@ -77,39 +77,42 @@ def on_before_task_publish(
     )
 
 
+def publish_attempt(
+    type: EventType, request: Any, task_id: str | None, name: str | None, **data: Any
+) -> None:
+    """An event of the attempt `request` describes, from the worker running it (without
+    waiting for Redis: the task must not wait for its monitor)."""
+    publish(
+        type,
+        wait=False,
+        task_id=task_id,
+        name=name,
+        worker=getattr(request, "hostname", None),
+        data={**data, "attempt": _attempt(request)},
+    )
+
+
 @signals.task_received.connect(dispatch_uid="celery_live.received")
 def on_task_received(sender: Any = None, request: Any = None, **kwargs: Any) -> None:
     delivery = getattr(request, "delivery_info", None) or {}
-    publish(
+    publish_attempt(
         EventType.TASK_RECEIVED,
-        wait=False,
-        task_id=request.id,
-        name=request.name,
-        worker=getattr(request, "hostname", None),
-        data={
-            "args": list(getattr(request, "args", []) or []),
-            "kwargs": dict(getattr(request, "kwargs", {}) or {}),
-            "queue": delivery.get("routing_key"),
-            "attempt": _attempt(request),
-            "redelivered": bool(delivery.get("redelivered")),
-            # Which process of this worker holds the task: a restart under the same
-            # hostname must not pass for it (workers.py).
-            "instance": current_instance(),
-        },
+        request,
+        request.id,
+        request.name,
+        args=list(getattr(request, "args", []) or []),
+        kwargs=dict(getattr(request, "kwargs", {}) or {}),
+        queue=delivery.get("routing_key"),
+        redelivered=bool(delivery.get("redelivered")),
+        # Which process of this worker holds the task: a restart under the same hostname
+        # must not pass for it (log/workers.py).
+        instance=current_instance(),
     )
 
 
 @signals.task_prerun.connect(dispatch_uid="celery_live.started")
 def on_task_prerun(sender: Any = None, task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
-    request = _task_request(task)
-    publish(
-        EventType.TASK_STARTED,
-        wait=False,
-        task_id=task_id,
-        name=getattr(task, "name", None),
-        worker=getattr(request, "hostname", None),
-        data={"attempt": _attempt(request)},
-    )
+    publish_attempt(EventType.TASK_STARTED, _task_request(task), task_id, getattr(task, "name", None))
 
 
 @signals.task_success.connect(dispatch_uid="celery_live.succeeded")
@@ -117,13 +120,8 @@ def on_task_success(
     sender: Any = None, result: Any = None, runtime: float | None = None, **kwargs: Any
 ) -> None:
     request = _task_request(sender)
-    publish(
-        EventType.TASK_SUCCEEDED,
-        wait=False,
-        task_id=request.id,
-        name=sender.name,
-        worker=getattr(request, "hostname", None),
-        data={"result": result, "runtime": runtime, "attempt": _attempt(request)},
+    publish_attempt(
+        EventType.TASK_SUCCEEDED, request, request.id, sender.name, result=result, runtime=runtime
     )
 
 
@@ -163,13 +161,8 @@ def on_task_failure(
 
 @signals.task_retry.connect(dispatch_uid="celery_live.retried")
 def on_task_retry(sender: Any = None, request: Any = None, reason: Any = None, **kwargs: Any) -> None:
-    publish(
-        EventType.TASK_RETRIED,
-        wait=False,
-        task_id=request.id,
-        name=getattr(sender, "name", None),
-        worker=getattr(request, "hostname", None),
-        data={"reason": str(reason), "attempt": _attempt(request)},
+    publish_attempt(
+        EventType.TASK_RETRIED, request, request.id, getattr(sender, "name", None), reason=str(reason)
     )
 
 
