@@ -253,7 +253,7 @@ def test_a_real_task_survives_a_redis_blip(blip, publisher, tmp_path, monkeypatc
         worker = subprocess.Popen(
             argv, cwd=BACKEND, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-    app = Celery("blip", broker=blip.url, backend=blip.url)
+    app = Celery("blip", broker=blip.url, backend=blip.url, set_as_current=False)  # not the tests' app
     try:
         wait_for(lambda: b" ready." in log_path.read_bytes(), timeout=30, message="the worker")
         task_id = app.send_task(
