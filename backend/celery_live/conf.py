@@ -56,7 +56,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "RECONCILE_AFTER": (30.0, "A run with no event this long is checked against the result backend."),
     "LAUNCHABLE_TASKS": (
         [],
-        "Dotted paths of the host's `celery_live.web.launchable.Launchable` declarations: the "
+        "Dotted paths of the host's `celery_live.launchable.Launchable` declarations: the "
         "tasks the page, the API and the CLI can launch and re-run (the first is the default "
         "kind; none: the page has no launch form and nothing can be re-run).",
     ),

@@ -11,7 +11,7 @@ from typing import Any
 from django import forms
 
 from apps.assets.tasks import example_async_task, test_task
-from celery_live.web.launchable import Launchable
+from celery_live.launchable import Launchable
 
 #: How many iterations a launch of the example task without a count runs.
 DEFAULT_COUNT = 5

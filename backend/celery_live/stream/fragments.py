@@ -22,6 +22,7 @@ from typing import Any
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 
+from celery_live import launchable
 from celery_live.log.vocabulary import EVENT_KINDS, TASK_EVENT_TYPES, Event, EventType, State, state_label
 from celery_live.runs.history import AsyncLog
 from celery_live.runs.state import RunCache, RunState
@@ -42,6 +43,9 @@ def run_context(run: RunState) -> dict[str, Any]:
             json.dumps(run.result, indent=2, ensure_ascii=False) if run.state == State.SUCCESS else None
         ),
         "error": run.exception if run.state != State.SUCCESS else None,
+        # Re-run is offered for the tasks the host declared launchable only (the others
+        # would be refused).
+        "can_rerun": run.name in launchable.declared_task_names(),
         "iterations": sorted(run.iteration_results.items()),
     }
 

@@ -13,6 +13,7 @@ from celery.result import AsyncResult
 from celery.utils import uuid
 from kombu.exceptions import OperationalError
 
+from celery_live import launchable
 from celery_live.log import store
 from celery_live.log.events import RERUN_HEADER
 from celery_live.log.publishing import publish
@@ -20,7 +21,6 @@ from celery_live.log.vocabulary import EventType, State
 from celery_live.log.workers import live_worker_count, read_beats, why_gone
 from celery_live.runs import history
 from celery_live.runs.state import RunState
-from celery_live.web import launchable
 
 
 class ControlError(Exception):

@@ -15,10 +15,10 @@ from django import forms
 from django.forms.utils import ErrorDict
 from kombu.exceptions import OperationalError
 
+from celery_live import launchable
 from celery_live.log.publishing import publish
 from celery_live.log.vocabulary import EventType
 from celery_live.validation import has_lone_surrogate
-from celery_live.web import launchable
 
 SURROGATE_ERROR = "Contains an invalid character (a lone UTF-16 surrogate)."
 NOTHING_LAUNCHABLE = (

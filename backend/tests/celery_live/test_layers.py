@@ -20,11 +20,12 @@ PACKAGE_DIR = Path(celery_live.__file__).resolve().parent
 ALLOWED = {
     "conf": set(),
     "validation": set(),
+    "launchable": {"conf"},
     "log": {"conf"},
     "worker": {"conf", "log"},
     "runs": {"conf", "log", "validation"},
-    "stream": {"conf", "log", "runs"},
-    "web": {"conf", "log", "runs", "stream", "validation"},
+    "stream": {"conf", "launchable", "log", "runs"},
+    "web": {"conf", "launchable", "log", "runs", "stream", "validation"},
     "terminal": {"conf", "log", "runs"},
     "processes": {"conf"},
 }

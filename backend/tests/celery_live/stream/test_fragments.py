@@ -1,8 +1,9 @@
 """Fragments for the page: what a viewer sees of events that are not a run's."""
 
 from celery_live.log.events import make_event
-from celery_live.log.vocabulary import EventType
-from celery_live.stream.fragments import render_gap_notice
+from celery_live.log.vocabulary import EventType, State
+from celery_live.runs.state import RunState
+from celery_live.stream.fragments import render_gap_notice, render_head
 
 
 def test_a_gap_marker_becomes_a_notice_on_every_page_naming_the_runs_it_touched():
@@ -40,3 +41,10 @@ def test_a_runs_first_event_brings_its_card_and_a_late_seq_1_after_a_redis_loss_
     html = task_fragment(lost, fold("r", [sent, started, lost]))
     assert "afterbegin:#runs" not in html
     assert 'id="run-r-head" data-state="LOST" hx-swap-oob="true"' in html  # the card's head, updated
+
+
+def test_re_run_is_offered_for_declared_tasks_only():
+    declared = RunState(task_id="a", name="apps.assets.tasks.example_async_task", state=State.SUCCESS)
+    undeclared = RunState(task_id="b", name="celery_live.tasks.prune_history", state=State.SUCCESS)
+    assert "Re-run" in render_head(declared)
+    assert "Re-run" not in render_head(undeclared)  # rerun would refuse it: no button

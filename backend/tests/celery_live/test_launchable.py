@@ -7,10 +7,10 @@ import pytest
 from django import forms
 from django.core.exceptions import ImproperlyConfigured
 
+from celery_live import launchable
+from celery_live.launchable import Launchable
 from celery_live.runs import history
-from celery_live.web import launchable
 from celery_live.web.forms import NOTHING_LAUNCHABLE, LaunchForm
-from celery_live.web.launchable import Launchable
 
 HERE = __name__  # the declarations below are named by their dotted paths, as a host's are
 

@@ -4,7 +4,7 @@ The app knows no task of its own. A host declares each task it offers as a `Laun
 its own code and lists their dotted paths in its settings::
 
     # shop/launchable.py
-    from celery_live.web.launchable import Launchable
+    from celery_live.launchable import Launchable
 
     RESIZE = Launchable(kind="resize", task="shop.tasks.resize", form_class=ResizeForm,
                         label="Resize an image", description="Makes the thumbnails of one image.")
@@ -116,7 +116,7 @@ def _load(path: Any) -> Launchable:
 def _problem(item: Any) -> str:
     """What is wrong with a declared object ("" if nothing)."""
     if not isinstance(item, Launchable):
-        return f"is a {type(item).__name__}, not a celery_live.web.launchable.Launchable"
+        return f"is a {type(item).__name__}, not a celery_live.launchable.Launchable"
     if not isinstance(item.kind, str) or not item.kind:
         return f"needs a kind (a non-empty string), not {item.kind!r}"
     if not isinstance(item.task, Task) and not (isinstance(item.task, str) and item.task):
