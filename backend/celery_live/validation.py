@@ -25,6 +25,21 @@ def has_lone_surrogate(value: Any) -> bool:
     return False
 
 
+def type_error(field: forms.Field, value: Any) -> str | None:
+    """What is wrong with the type of a JSON value given for `field` (None: nothing).
+
+    A form takes single values; JSON can send lists, objects, numbers and booleans where
+    text belongs, which Django's fields would turn into their `str()` ("['a', 'b']").
+    """
+    if value is None or isinstance(value, str):
+        return None
+    if isinstance(value, (list, dict)):
+        return "Must be a single value, not a list or an object."
+    if isinstance(field, forms.CharField):
+        return "Must be a string."
+    return None
+
+
 def error_messages(form: forms.Form) -> dict[str, list[str]]:
     """A bound, invalid form's errors as `{field: [message, ...]}` (what the API answers)."""
     return {field: [e["message"] for e in errs] for field, errs in form.errors.get_json_data().items()}

@@ -18,7 +18,7 @@ from kombu.exceptions import OperationalError
 from celery_live import launchable
 from celery_live.log.publishing import publish
 from celery_live.log.vocabulary import EventType
-from celery_live.validation import has_lone_surrogate
+from celery_live.validation import has_lone_surrogate, type_error
 
 SURROGATE_ERROR = "Contains an invalid character (a lone UTF-16 surrogate)."
 NOTHING_LAUNCHABLE = (
@@ -55,7 +55,8 @@ class LaunchForm(forms.Form):
 
     def full_clean(self) -> None:
         """Validate `kind` (empty: the first declared), then the data with that kind's form,
-        whose errors and cleaned data become this form's. A field holding a lone surrogate
+        whose errors and cleaned data become this form's. A field holding a value of the wrong
+        type (a list, an object, a number for text: JSON can send them) or a lone surrogate
         gets that error alone (the field's own message may quote the value, which no page
         can then encode)."""
         self._errors = ErrorDict(renderer=self.renderer)
@@ -75,10 +76,12 @@ class LaunchForm(forms.Form):
             self.task_form = self.launchable.form_class(self.data, prefix=self.prefix)
             self._errors.update(self.task_form.errors)
             self.cleaned_data = {"kind": kind, **self.task_form.cleaned_data}
-        for name in self.fields:
-            if has_lone_surrogate(self.data.get(self.add_prefix(name))):
+        for name, field in self.fields.items():
+            value = self.data.get(self.add_prefix(name))
+            problem = type_error(field, value) or (SURROGATE_ERROR if has_lone_surrogate(value) else None)
+            if problem:
                 self._errors.pop(name, None)
-                self.add_error(name, SURROGATE_ERROR)
+                self.add_error(name, problem)
 
     def initial_after_launch(self) -> dict[str, Any]:
         """What the page's next form starts with: the values just sent, but for the fields

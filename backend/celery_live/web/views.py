@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -164,12 +166,18 @@ def _error(message: str, status: int, field: str = "__all__") -> JsonResponse:
 
 def _json_body(request: HttpRequest, required: bool = False) -> dict | JsonResponse:
     """The request's JSON object, or the error to answer. Without `required`, no body is `{}`."""
-    if (required or request.body) and request.content_type != "application/json":
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        return _error(f"The body is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.", 413)
+    if (required or raw) and request.content_type != "application/json":
         return _error("Send JSON (Content-Type: application/json).", 415)
     try:
-        body = json.loads(request.body or b"{}")
+        body = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:
         return _error(f"Invalid JSON: {exc}", 400)
+    except RecursionError:
+        return _error("Invalid JSON: nested too deeply.", 400)
     if not isinstance(body, dict):
         return _error("Send a JSON object.", 400)
     return body

@@ -67,6 +67,16 @@ def test_the_kind_defaults_to_the_first_declared(client, celery_worker):
         ({"message": "ok", "count": 3, "fail_at": 0}, "fail_at"),
         ({"kind": "rm -rf", "message": "ok"}, "kind"),
         ({"kind": "test", "message": "ok", "fail_at": 1}, "fail_at"),
+        # Types JSON can send where a form wants one value: never str()-ed into a message.
+        ({"message": ["a", "b"], "count": 2}, "message"),
+        ({"message": {"a": 1}, "count": 2}, "message"),
+        ({"message": 42, "count": 2}, "message"),
+        ({"message": True, "count": 2}, "message"),
+        ({"message": "ok", "count": [3]}, "count"),
+        ({"message": "ok", "count": True}, "count"),
+        ({"message": "ok", "count": 2.5}, "count"),
+        ({"message": "nul \u0000 inside", "count": 2}, "message"),
+        ({"kind": ["example"], "message": "ok"}, "kind"),
     ],
 )
 def test_bad_input_is_refused_with_the_field_named_and_nothing_is_sent(client, body, field):
@@ -90,6 +100,23 @@ def test_the_api_wants_a_json_object(client, data, content_type, status):
     response = client.post("/api/tasks/", data=data, content_type=content_type)
     assert response.status_code == status
     assert response.json()["errors"]
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        ("[" * 100_000 + "]" * 100_000, 400),  # nested past Python's recursion limit
+        ('{"message": "' + "x" * (10 * 1024 * 1024) + '"}', 413),  # 10 MB
+    ],
+    ids=["deeply-nested", "ten-megabytes"],
+)
+def test_hostile_bodies_get_a_json_error_and_send_nothing(client, data, status):
+    queued = broker_queue_length()
+    response = client.post("/api/tasks/", data=data, content_type="application/json")
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["errors"]["__all__"]
+    assert broker_queue_length() == queued
 
 
 def test_an_unknown_task_is_404(client):
