@@ -15,9 +15,9 @@ sys.setswitchinterval(float(os.environ.get("CELERY_LIVE_GIL_SWITCH_INTERVAL", "0
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from celery_live.runs.recorder import start_in_background  # noqa: E402
+from celery_live.stream.origin import SameOriginValidator  # noqa: E402
 from celery_live.stream.routing import websocket_urlpatterns  # noqa: E402
 
 # Each web process records events to the database (a Redis consumer group shares the work).
@@ -32,7 +32,7 @@ gc.set_threshold(50_000, 50, 100)
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # Browsers send Origin; a page from another site must not read our events.
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        # Browsers send Origin; a page from another site (or port) must not read our events.
+        "websocket": SameOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -187,14 +187,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "host.settings")
 django_asgi_app = get_asgi_application()  # before importing anything that uses models
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from celery_live.stream.origin import SameOriginValidator  # noqa: E402
 from celery_live.stream.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        "websocket": SameOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )
 """
@@ -284,7 +284,7 @@ class RunningHost:
         """A client of the host's `/ws/events/?since=0-0`, from a page of the host."""
         return connect(
             f"ws://127.0.0.1:{self.port}/ws/events/?since=0-0",
-            origin=f"http://127.0.0.1:{self.port}",  # AllowedHostsOriginValidator checks it
+            origin=f"http://127.0.0.1:{self.port}",  # SameOriginValidator checks it
             ping_interval=None,
             proxy=None,
             open_timeout=10,

@@ -12,7 +12,7 @@ from celery_live.log import events, publishing, store
 from celery_live.stream import consumers
 from config.asgi import application
 
-ORIGIN = [(b"origin", b"http://localhost")]
+ORIGIN = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
 
 
 async def connect(path: str) -> WebsocketCommunicator:
