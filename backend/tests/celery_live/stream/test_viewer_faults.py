@@ -35,7 +35,6 @@ from tests.stack import Stack, start_web_only
 MB = 2**20
 MAX_BUFFER = 256 * 1024
 QUEUE = 50
-ORIGIN = "http://127.0.0.1"
 
 
 class PrivateStack:
@@ -57,6 +56,11 @@ class PrivateStack:
 
     def ws_url(self, query: str = "") -> str:
         return f"ws://127.0.0.1:{self.web.port}/ws/events/{query}"
+
+    @property
+    def origin(self) -> str:
+        """What a page of this dashboard sends (the socket must come from its own origin)."""
+        return self.web.url
 
     def restart_redis_empty(self) -> None:
         self.redis.stop()
@@ -107,7 +111,9 @@ def append(client: redis.Redis, count: int, pad: int = 0, event_id: str = "*") -
 
 def viewer(private: PrivateStack, query: str = "") -> ClientConnection:
     """A client of `/ws/events/{query}` (a context manager)."""
-    return connect(private.ws_url(query), origin=ORIGIN, max_size=None, ping_interval=None, proxy=None)
+    return connect(
+        private.ws_url(query), origin=private.origin, max_size=None, ping_interval=None, proxy=None
+    )
 
 
 def frames_until_closed(ws: ClientConnection, timeout: float = 20.0) -> tuple[list[dict], int | None]:
@@ -150,7 +156,7 @@ def raw_viewer(port: int, query: str) -> socket.socket:
     sock.sendall(
         f"GET /ws/events/{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
-        f"Sec-WebSocket-Version: 13\r\nOrigin: {ORIGIN}\r\n\r\n".encode()
+        f"Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:{port}\r\n\r\n".encode()
     )
     assert sock.recv(12) == b"HTTP/1.1 101"
     return sock
