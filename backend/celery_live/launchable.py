@@ -21,6 +21,7 @@ form keeps the values sent, except the fields the form lists in `reset_after_lau
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from celery import current_app
@@ -79,12 +80,25 @@ class Launchable:
 def declared() -> dict[str, Launchable]:
     """The host's launchables by kind, in the setting's order (the first kind is the default).
 
-    Read at each call, not cached: the imports are (Python's), and a changed setting, as
-    tests make, counts at once.
+    Loaded once for each value of the setting (a changed setting, as tests make, counts at
+    once): every card the page renders asks which tasks may be re-run, in Daphne's loop.
     """
     paths = conf.LAUNCHABLE_TASKS
     if not isinstance(paths, (list, tuple)):
         raise ImproperlyConfigured(f"{SETTING} must be a list of dotted paths, not {paths!r}")
+    for path in paths:
+        if not isinstance(path, str):
+            raise ImproperlyConfigured(f"{SETTING}: {path!r} is not a dotted path")
+    return _declared(tuple(paths))
+
+
+def declared_task_names() -> set[str]:
+    """The Celery names of the declared tasks: the only ones a run may be re-run of."""
+    return {item.task_name for item in declared().values()}
+
+
+@cache
+def _declared(paths: tuple[str, ...]) -> dict[str, Launchable]:
     found: dict[str, Launchable] = {}
     for path in paths:
         item = _load(path)
@@ -94,15 +108,8 @@ def declared() -> dict[str, Launchable]:
     return found
 
 
-def declared_task_names() -> set[str]:
-    """The Celery names of the declared tasks: the only ones a run may be re-run of."""
-    return {item.task_name for item in declared().values()}
-
-
-def _load(path: Any) -> Launchable:
+def _load(path: str) -> Launchable:
     """The `Launchable` at dotted `path`; ImproperlyConfigured naming the entry if it is not one."""
-    if not isinstance(path, str):
-        raise ImproperlyConfigured(f"{SETTING}: {path!r} is not a dotted path")
     try:
         item = import_string(path)
     except ImportError as exc:
