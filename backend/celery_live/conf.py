@@ -28,7 +28,16 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "STREAM_KEY": ("celery-live:events", "Prefix of every Redis key the log uses."),
     "STREAM_MAXLEN": (200_000, "Events the Redis stream keeps (approximately); the database keeps all."),
     "RETENTION_DAYS": (7, "Days a run stays in the database (`prune_history` removes older ones)."),
-    "REQUIRE_LOGIN": (False, "Launch and control need a logged-in user with the permission."),
+    "REQUIRE_LOGIN": (
+        None,
+        "Every page, API call and socket needs a logged-in user, launching and control a "
+        "permission each (`celery_live.access`). Unset (None): on whenever DEBUG is off.",
+    ),
+    "LAUNCH_RATE": (
+        "60/minute",
+        "Launches (and re-runs) one user, or one address when anonymous, may make through "
+        "the API and the page, as DRF writes rates (`10/second`, `100/hour`); `off`: no limit.",
+    ),
     "PAGE_RUNS": (30, "Runs on the launch-and-watch page."),
     "LIST_PAGE_SIZE": (50, "Rows per page of /runs/."),
     "VIEWER_MAX_BUFFER": (
@@ -61,6 +70,10 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "kind; none: the page has no launch form and nothing can be re-run).",
     ),
 }
+
+
+#: Settings whose default is None (decided from other settings) but which are set as booleans.
+OPTIONAL_BOOLEANS = {"REQUIRE_LOGIN"}
 
 
 class Conf:
@@ -96,6 +109,11 @@ class Conf:
         )
 
     @property
+    def require_login(self) -> bool:
+        """Whether the dashboard needs a user (`CELERY_LIVE_REQUIRE_LOGIN`; unset: not DEBUG)."""
+        return (not settings.DEBUG) if self.REQUIRE_LOGIN is None else bool(self.REQUIRE_LOGIN)
+
+    @property
     def data_dir(self) -> Path:
         return Path(self.DATA_DIR or Path.cwd() / ".data")
 
@@ -117,7 +135,7 @@ def from_environment(environ: os._Environ | dict[str, str] | None = None) -> dic
         raw = environ.get(PREFIX + name, "")
         if raw == "":
             continue
-        if isinstance(default, bool):
+        if isinstance(default, bool) or name in OPTIONAL_BOOLEANS:
             found[PREFIX + name] = raw.strip().lower() in {"1", "true", "yes", "on"}
         elif isinstance(default, (int, float)):
             found[PREFIX + name] = type(default)(raw)

@@ -16,3 +16,5 @@ DEBUG = False
 # write to the test database from outside the test's transaction. Tests drive the
 # recorder themselves; the subprocess stack (config.settings) runs it as in production.
 CELERY_LIVE_RECORDER = False
+# DEBUG is off here, which would turn login mode on: tests of login mode turn it on themselves.
+CELERY_LIVE_REQUIRE_LOGIN = False

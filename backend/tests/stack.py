@@ -33,6 +33,10 @@ class Stack:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "test-only-secret-key-not-for-production-0123456789abcdef",
+            # Login-free and unthrottled, as `make run`; login-mode tests set their own.
+            "CELERY_LIVE_REQUIRE_LOGIN": "0",
+            "CELERY_LIVE_LAUNCH_RATE": "off",
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
         }

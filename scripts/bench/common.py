@@ -80,6 +80,10 @@ class Stack:
             "CELERY_LIVE_DATA_DIR": str(self.tmp),
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789abcdef",
+            # Login-free and unthrottled: the benchmarks launch as fast as they can.
+            "CELERY_LIVE_REQUIRE_LOGIN": "0",
+            "CELERY_LIVE_LAUNCH_RATE": "off",
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
             "HOST": "127.0.0.1",

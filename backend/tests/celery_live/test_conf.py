@@ -39,7 +39,7 @@ def test_the_environment_gives_settings_typed_like_their_defaults():
         {
             "CELERY_LIVE_PAGE_RUNS": "12",
             "CELERY_LIVE_RECORD_INTERVAL": "0.5",
-            "CELERY_LIVE_REQUIRE_LOGIN": "yes",
+            "CELERY_LIVE_REQUIRE_LOGIN": "yes",  # default None: typed as a boolean
             "CELERY_LIVE_LAUNCHABLE_TASKS": "a.B, c.D",
             "CELERY_LIVE_STREAM_KEY": "mine:events",
             "CELERY_LIVE_RECORDER": "",  # empty: not set
