@@ -19,12 +19,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from kombu.exceptions import OperationalError
 
 from celery_live.conf import conf
+from celery_live.control import runs as control
+from celery_live.control.launch import LaunchForm
 from celery_live.runs import history
 from celery_live.runs.filters import STATES, RunFilter
 from celery_live.stream.fragments import render_card, run_context, timeline_rows
 from celery_live.validation import error_messages
-from celery_live.web import control
-from celery_live.web.forms import LaunchForm
 
 DENIED = "You need to log in with permission to do this."
 

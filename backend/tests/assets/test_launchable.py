@@ -5,7 +5,7 @@ from django.conf import settings
 
 from apps.assets import tasks
 from apps.assets.launchable import EXAMPLE, TEST
-from celery_live.web.forms import LaunchForm
+from celery_live.control.launch import LaunchForm
 
 
 def launch_form(**data):

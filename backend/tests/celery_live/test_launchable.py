@@ -8,9 +8,9 @@ from django import forms
 from django.core.exceptions import ImproperlyConfigured
 
 from celery_live import launchable
+from celery_live.control.launch import NOTHING_LAUNCHABLE, LaunchForm
 from celery_live.launchable import Launchable
 from celery_live.runs import history
-from celery_live.web.forms import NOTHING_LAUNCHABLE, LaunchForm
 
 HERE = __name__  # the declarations below are named by their dotted paths, as a host's are
 

@@ -16,16 +16,20 @@ PACKAGE_DIR = Path(celery_live.__file__).resolve().parent
 
 #: Stage -> the stages (and top-level modules) its modules may import. The log is the
 #: base; what runs in Celery's processes and the runs build on it; the live stream on the
-#: runs; the web and the terminal on everything below them.
+#: runs; control (what is sent to Celery) on the runs; the pages (web) and the JSON API
+#: (api) side by side on everything below them, the terminal on the runs.
 ALLOWED = {
     "conf": set(),
+    "access": {"conf"},
     "validation": set(),
     "launchable": {"conf"},
     "log": {"conf"},
     "worker": {"conf", "log"},
     "runs": {"conf", "log", "validation"},
     "stream": {"conf", "launchable", "log", "runs"},
-    "web": {"conf", "launchable", "log", "runs", "stream", "validation"},
+    "control": {"conf", "launchable", "log", "runs", "validation"},
+    "web": {"access", "conf", "control", "launchable", "log", "runs", "stream", "validation"},
+    "api": {"access", "conf", "control", "launchable", "log", "runs", "validation"},
     "terminal": {"conf", "log", "runs"},
     "processes": {"conf"},
 }

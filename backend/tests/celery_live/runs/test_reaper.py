@@ -4,13 +4,13 @@ import time
 
 import pytest
 
+from celery_live.control import runs as control
 from celery_live.log import publishing
 from celery_live.log.store import workers_key
 from celery_live.log.workers import record_beat
 from celery_live.runs import history
 from celery_live.runs.models import Run
 from celery_live.runs.reaper import Reaper
-from celery_live.web import control
 from config.celery import app
 from tests.helpers import record_all
 

@@ -11,8 +11,8 @@ from django.core.management.base import BaseCommand, CommandError
 from kombu.exceptions import OperationalError
 from rich.console import Console
 
+from celery_live.control.launch import LaunchForm
 from celery_live.log.vocabulary import State
-from celery_live.web.forms import LaunchForm
 
 RULE = "=" * 50
 
