@@ -42,8 +42,10 @@ browser:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# The local demo: DEBUG on (unless DJANGO_DEBUG says otherwise), so no secret key is needed
+# and the dashboard is login-free: it listens on 127.0.0.1 unless HOST says otherwise.
 run: install
-	cd backend && ../$(BIN)/python manage.py run_dashboard
+	cd backend && DJANGO_DEBUG=$${DJANGO_DEBUG:-1} ../$(BIN)/python manage.py run_dashboard
 
 test: install-dev browser
 	$(BIN)/ruff check .

@@ -14,11 +14,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 sys.setswitchinterval(float(os.environ.get("CELERY_LIVE_GIL_SWITCH_INTERVAL", "0.0005")))
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from celery_live.runs.recorder import start_in_background  # noqa: E402
-from celery_live.stream.origin import SameOriginValidator  # noqa: E402
-from celery_live.stream.routing import websocket_urlpatterns  # noqa: E402
+from celery_live.stream.routing import websocket_application  # noqa: E402
 
 # Each web process records events to the database (a Redis consumer group shares the work).
 start_in_background()
@@ -32,7 +31,7 @@ gc.set_threshold(50_000, 50, 100)
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # Browsers send Origin; a page from another site (or port) must not read our events.
-        "websocket": SameOriginValidator(URLRouter(websocket_urlpatterns)),
+        # Only pages of our own origin, each socket with its user (session or token).
+        "websocket": websocket_application(),
     }
 )

@@ -1,7 +1,8 @@
 """Django settings for celery-live.
 
-Every setting comes from the environment with a safe default for local use
-(`make run` on 127.0.0.1). The README lists each variable.
+Every setting comes from the environment with a default for local use (`make run` on
+127.0.0.1, which turns DEBUG on). DEBUG is off unless asked, and then DJANGO_SECRET_KEY is
+required. The README lists each variable.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from celery_live.conf import from_environment as celery_live_from_environment
 
@@ -43,10 +45,37 @@ BASE_DIR = Path(__file__).resolve().parent.parent  # backend/
 PROJECT_DIR = BASE_DIR.parent
 DATA_DIR = Path(os.environ.get("CELERY_LIVE_DATA_DIR") or PROJECT_DIR / ".data")
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
-DEBUG = env_bool("DJANGO_DEBUG", True)
+# Off unless asked: `make run` asks (DJANGO_DEBUG=1), and with DEBUG on the dashboard is
+# login-free (CELERY_LIVE_REQUIRE_LOGIN's default) for the local demo.
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "Set DJANGO_SECRET_KEY (a long random string) when DJANGO_DEBUG is off; "
+            "DJANGO_DEBUG=1 is for local use only."
+        )
+    SECRET_KEY = "django-insecure-local-debug-only"  # check --deploy flags this prefix
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+# Served over HTTPS (DJANGO_HTTPS=1): plain HTTP is redirected, cookies travel over TLS
+# only, browsers are told to remember it (HSTS). With these, `manage.py check --deploy`
+# has nothing to say.
+if env_bool("DJANGO_HTTPS", False):
+    SECURE_SSL_REDIRECT = True
+    # Health probes (compose's, a load balancer's) come from inside over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+# Behind a proxy that terminates TLS (DJANGO_BEHIND_PROXY=1), a request is secure when
+# the proxy says so. Only behind one that sets X-Forwarded-Proto itself, overwriting a
+# client's: otherwise any client could claim HTTPS.
+if env_bool("DJANGO_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "daphne",
@@ -81,6 +110,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# Where login mode sends a visitor (with ?next=): the dashboard's own login page.
+LOGIN_URL = "celery_live:login"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 

@@ -1,4 +1,5 @@
-"""The demo host's URLs: the dashboard at the root, Django's admin."""
+"""The demo host's URLs: the dashboard at the root, Django's admin; errors in the dashboard's
+words (JSON under its API, its own pages elsewhere)."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -7,3 +8,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("celery_live.urls")),
 ]
+
+handler403 = "celery_live.web.errors.handler403"
+handler404 = "celery_live.web.errors.handler404"
+handler500 = "celery_live.web.errors.handler500"

@@ -1,7 +1,8 @@
-"""Driving the page in Chromium: open it, launch from its form, find a run's card."""
+"""Driving the page in Chromium: open it (or log in to it), launch from its form, find a run's card."""
 
 
-def open_page(browser, url, path="/"):
+def new_page(browser):
+    """A page in a context of its own (its own cookies): alerts recorded, confirmations accepted."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.dialogs = []  # alerts (an XSS would raise one); confirmations are accepted
@@ -14,23 +15,47 @@ def open_page(browser, url, path="/"):
             dialog.dismiss()
 
     page.on("dialog", on_dialog)
-    frames = []
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(payload)))
-    page.goto(url + path)
+    page.ws_frames = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: page.ws_frames.append(payload)))
+    return page
+
+
+def wait_live(page):
+    """Wait until the page's socket is live; then mark the document (a reload unmarks it)."""
     try:
         page.wait_for_selector("#connection.conn--live", timeout=10_000)
     except Exception as exc:  # say what the page was doing, not just that it timed out
         state = page.evaluate(
-            "[document.getElementById('connection').className,"
+            "[document.getElementById('connection')?.className,"
             " document.getElementById('live-status')?.dataset.state,"
             " document.getElementById('live-cursor')?.dataset.lastId]"
         )
+        frames = page.ws_frames
         sizes = [len(f) for f in frames]
         raise AssertionError(
             f"page never went live: connection/status/cursor {state}; {len(frames)} frames "
             f"received ({sum(sizes)} bytes); first: {str(frames[:1])[:300]}"
         ) from exc
     page.evaluate("window.__sameDocument = true")  # gone if anything reloads the page
+
+
+def open_page(browser, url, path="/"):
+    page = new_page(browser)
+    page.goto(url + path)
+    wait_live(page)
+    return page
+
+
+def log_in(browser, url, username, password, path="/"):
+    """A page of a new context that asks for `path`, logs in on the login page it is sent
+    to, and comes back to `path`, live."""
+    page = new_page(browser)
+    page.goto(url + path)
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(url + path)
+    wait_live(page)
     return page
 
 

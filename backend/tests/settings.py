@@ -5,9 +5,14 @@ them before any conftest runs; starting the private Redis here is what lets one 
 module serve both the product and the tests.
 """
 
+import os
+
 from tests import services
 
 services.start()
+# The project's settings want a secret key with DEBUG off (their default). Set in the
+# environment, it reaches the processes the tests start (Daphne, workers, manage.py) too.
+os.environ["DJANGO_SECRET_KEY"] = "test-only-secret-key-not-for-production-0123456789abcdef"
 
 from config.settings import *  # noqa: E402,F403
 
@@ -18,3 +23,5 @@ DEBUG = False
 CELERY_LIVE_RECORDER = False
 # DEBUG is off here, which would turn login mode on: tests of login mode turn it on themselves.
 CELERY_LIVE_REQUIRE_LOGIN = False
+# Tests launch many tasks in a row; the launch-rate tests turn the limit on themselves.
+CELERY_LIVE_LAUNCH_RATE = "off"

@@ -32,8 +32,7 @@ class Stack:
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DJANGO_DEBUG": "0",
-            "DJANGO_SECRET_KEY": "test-only-secret-key-not-for-production-0123456789abcdef",
+            "DJANGO_DEBUG": "0",  # the test run's DJANGO_SECRET_KEY comes with os.environ
             # Login-free and unthrottled, as `make run`; login-mode tests set their own.
             "CELERY_LIVE_REQUIRE_LOGIN": "0",
             "CELERY_LIVE_LAUNCH_RATE": "off",
@@ -99,6 +98,18 @@ class Stack:
             env=self.env,
             check=True,
         )
+
+    def shell(self, code: str) -> str:
+        """Run `code` in `manage.py shell` with the stack's settings (its database); what it printed."""
+        done = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=BACKEND_DIR,
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, f"manage.py shell failed:\n{done.stderr}"
+        return done.stdout
 
     def start(self) -> Stack:
         self.migrate()

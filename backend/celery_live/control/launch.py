@@ -26,6 +26,11 @@ NOTHING_LAUNCHABLE = (
 )
 
 
+def broker_away(exc: OperationalError) -> str:
+    """What a launch the broker did not take is answered (the page's form, the API)."""
+    return f"Could not reach the broker: {exc}"
+
+
 class LaunchForm(forms.Form):
     """What a person (or a program) may ask to run: a declared `kind`, and what that kind's
     form asks for. Bad input changes nothing.

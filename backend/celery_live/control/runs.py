@@ -31,8 +31,10 @@ class ControlError(Exception):
         self.status = status
 
 
-def _run(task_id: str) -> RunState:
-    run = history.get_run(task_id)
+def find(task_id: str) -> RunState:
+    """The run `task_id` names; ControlError (404) if the log never saw it."""
+    # A NUL names no run, and PostgreSQL refuses it in a query (a 500, not a 404).
+    run = None if "\x00" in task_id else history.get_run(task_id)
     if run is None:
         raise ControlError(f"unknown task id {task_id!r}", status=404)
     return run
@@ -45,7 +47,7 @@ def revoke(task_id: str, terminate: bool = False, by: str = "") -> RunState:
     still queued or reserved only when it reaches it, but it marks the result REVOKED at
     once; that is published straight away, so the run does not look queued meanwhile.
     """
-    run = _run(task_id)
+    run = find(task_id)
     if run.is_final:
         raise ControlError(f"the task already ended ({run.state}); nothing to revoke")
     now = time.time()
@@ -69,7 +71,7 @@ def revoke(task_id: str, terminate: bool = False, by: str = "") -> RunState:
         EventType.TASK_LOG,
         task_id=task_id,
         name=run.name,
-        data={"message": message, "control": what, "confirmed_by": confirmed},
+        data={"message": message, "control": what, "confirmed_by": confirmed, "by": by},
     )
     gone = why_gone(run.worker, run.worker_instance, beats, now)
     if run.worker and gone is not None:
@@ -98,7 +100,7 @@ def rerun(task_id: str, by: str = "") -> AsyncResult:
     Only a task the host declared launchable: a re-run is a launch, and the dashboard must
     not become a way to send any task the workers know.
     """
-    run = _run(task_id)
+    run = find(task_id)
     if not run.name or run.name not in launchable.declared_task_names():
         raise ControlError(
             f"cannot re-run {run.name!r}: not a launchable task here ({launchable.SETTING})", status=400
@@ -124,6 +126,7 @@ def rerun(task_id: str, by: str = "") -> AsyncResult:
             "message": f"re-run as {new_id}" + (f" by {by}" if by else ""),
             "control": "rerun",
             "rerun_id": new_id,
+            "by": by,
         },
     )
     return result

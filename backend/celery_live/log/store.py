@@ -56,6 +56,12 @@ def reaper_mark_key(what: str, task_id: str) -> str:
 _client: redis.Redis | None = None
 
 
+#: What a request that finds Redis away is told, and when to retry (seconds): the pages'
+#: middleware and the API answer 503 with them.
+UNREACHABLE = "Redis is unreachable right now; try again in a moment."
+RETRY_AFTER = 5
+
+
 def client() -> redis.Redis:
     """This process's client for the log (redis-py's pool opens new connections after a
     fork, so prefork children may share the object)."""

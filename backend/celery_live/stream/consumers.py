@@ -7,6 +7,8 @@ viewer gets no gap and no duplicate.
 
 A viewer is never left silent: whenever a socket cannot go on it is closed with one of
 the `Close` codes, after a JSON frame saying why where the client has something to do.
+In login mode a viewer who may not view (stream/auth.py) is closed so before it is sent
+anything.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from celery_live.conf import conf
 from celery_live.log.events import LoggedEvent, parse_id
 from celery_live.runs.filters import RunFilter
 from celery_live.runs.history import database_events_after
+from celery_live.stream.auth import may_view, refusal_frame
 from celery_live.stream.backpressure import reclaimer, unsent_bytes_probe
 from celery_live.stream.fragments import PageView, renderer
 from celery_live.stream.relay import End, is_after, relay
@@ -41,6 +44,10 @@ class Close(enum.IntEnum):
 
     #: The request is wrong (a bad `since` or filter): retrying it unchanged will not help.
     BAD_REQUEST = 4400
+    #: Login mode, and no user (no session, or a bad token): log in, then reconnect.
+    LOGIN_REQUIRED = 4401
+    #: Login mode, and the user may not view: retrying as the same user will not help.
+    FORBIDDEN = 4403
     #: The viewer fell too far behind: reconnect with `since` to catch up from the log.
     BEHIND = 4408
     #: `since` is ahead of the log (Redis lost its data): reload your state, then reconnect.
@@ -99,6 +106,11 @@ class LogConsumer(AsyncWebsocketConsumer):
         self.skip_through: str | None = None
         self.unsent_bytes = unsent_bytes_probe(self.base_send)
         self.max_unsent = conf.VIEWER_MAX_BUFFER
+        user = self.scope.get("user")
+        if not await may_view(user):  # before subscribing: not one event reaches it
+            logged_in = user is not None and user.is_authenticated
+            await self._end(Close.FORBIDDEN if logged_in else Close.LOGIN_REQUIRED, refusal_frame())
+            return
         error = self.check_params(params) or since_error(since)
         head = None
         if error is None:

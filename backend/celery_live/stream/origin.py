@@ -25,7 +25,8 @@ from django.http.request import split_domain_port, validate_host
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def _header(scope: dict[str, Any], name: bytes) -> str:
+def header(scope: dict[str, Any], name: bytes) -> str:
+    """The value of the header `name` (lower case) in a socket's `scope`, "" if absent."""
     for key, value in scope.get("headers", []):
         if key.lower() == name:
             return value.decode("latin-1")
@@ -54,7 +55,7 @@ def _allowed_hosts() -> list[str]:
 
 def is_allowed_origin(scope: dict[str, Any]) -> bool:
     """Whether the socket `scope` describes comes from a page the dashboard may serve."""
-    origin, host = _header(scope, b"origin"), _header(scope, b"host")
+    origin, host = header(scope, b"origin"), header(scope, b"host")
     if not origin or not host or not validate_host(split_domain_port(host)[0], _allowed_hosts()):
         return False
     if origin in getattr(settings, "CSRF_TRUSTED_ORIGINS", ()):

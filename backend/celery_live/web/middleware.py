@@ -6,15 +6,17 @@ import logging
 from collections.abc import Callable
 
 import redis
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
+
+from celery_live.log.store import RETRY_AFTER
+from celery_live.log.store import UNREACHABLE as MESSAGE
+from celery_live.web.errors import api_error, under_api
 
 logger = logging.getLogger(__name__)
 
-MESSAGE = "Redis is unreachable right now; try again in a moment."
-
 
 class RedisUnavailableMiddleware:
-    """Turns a `redis.RedisError` a view did not handle into 503 (JSON under /api/), with
+    """Turns a `redis.RedisError` a view did not handle into 503 (JSON under the API), with
     `Retry-After`, and one log line instead of a traceback."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -27,9 +29,9 @@ class RedisUnavailableMiddleware:
         if not isinstance(exception, redis.RedisError):
             return None
         logger.warning("%s %s: %s (%s)", request.method, request.path, MESSAGE, exception)
-        if request.path.startswith("/api/"):
-            response: HttpResponse = JsonResponse({"errors": {"__all__": [MESSAGE]}}, status=503)
+        if under_api(request):
+            response: HttpResponse = api_error(MESSAGE, 503)
         else:
             response = HttpResponse(MESSAGE, status=503, content_type="text/plain; charset=utf-8")
-        response["Retry-After"] = "5"
+        response["Retry-After"] = str(RETRY_AFTER)
         return response

@@ -26,7 +26,7 @@ ALLOWED = {
     "log": {"conf"},
     "worker": {"conf", "log"},
     "runs": {"conf", "log", "validation"},
-    "stream": {"conf", "launchable", "log", "runs"},
+    "stream": {"access", "conf", "launchable", "log", "runs"},
     "control": {"conf", "launchable", "log", "runs", "validation"},
     "web": {"access", "conf", "control", "launchable", "log", "runs", "stream", "validation"},
     "api": {"access", "conf", "control", "launchable", "log", "runs", "validation"},

@@ -159,13 +159,25 @@ def host_redis_url() -> str:
 HOST_SETTINGS = """
 
 # --- celery-live ---
-INSTALLED_APPS = ["daphne", *INSTALLED_APPS, "channels", "django_htmx", "celery_live", "work"]
+INSTALLED_APPS = [
+    "daphne",
+    *INSTALLED_APPS,
+    "channels",
+    "django_htmx",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "celery_live",
+    "work",
+]
 ASGI_APPLICATION = "host.asgi.application"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 REDIS_URL = {redis_url!r}
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_LIVE_STREAM_KEY = {stream_key!r}
+LOGIN_URL = "celery_live:login"
 """
 
 HOST_URLS = """\
@@ -176,6 +188,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("celery_live.urls")),
 ]
+handler403 = "celery_live.web.errors.handler403"
+handler404 = "celery_live.web.errors.handler404"
+handler500 = "celery_live.web.errors.handler500"
 """
 
 HOST_ASGI = """\
@@ -186,15 +201,14 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "host.settings")
 django_asgi_app = get_asgi_application()  # before importing anything that uses models
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from celery_live.stream.origin import SameOriginValidator  # noqa: E402
-from celery_live.stream.routing import websocket_urlpatterns  # noqa: E402
+from celery_live.stream.routing import websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": SameOriginValidator(URLRouter(websocket_urlpatterns)),
+        "websocket": websocket_application(),
     }
 )
 """

@@ -5,7 +5,8 @@
  * - Reconnecting, all of it here: on any close, the first retry within 0.5 s, then a
  *   capped backoff (5 s at most) with jitter, and at once when the tab becomes visible
  *   or the browser goes online. Close codes (README, "Live JSON"): 4409 (the log
- *   restarted) reloads the page, its snapshot; 4400 (a bad request) is not retried.
+ *   restarted) reloads the page, its snapshot; 4400 (a bad request) is not retried, nor
+ *   4401/4403 (login mode: logged out, or not allowed), which link to the login page.
  * - The connection indicator (live / reconnecting / catching up).
  * - "Catching up…" after a reconnect until the server says the page has all it missed.
  * - Inserting list rows the page does not have yet (a new run, or one that now matches
@@ -15,7 +16,10 @@
 (function () {
   "use strict";
   var BAD_REQUEST = 4400;
+  var LOGIN_REQUIRED = 4401;
+  var FORBIDDEN = 4403;
   var RESYNC = 4409;
+  var LOGIN_URL = "/accounts/login/"; // unless the refusal's frame names the host's own
   var FIRST_RETRY_MS = 500;
   var MAX_RETRY_MS = 5000;
   var RESYNC_KEY = "celery-live:resynced-at";
@@ -24,6 +28,7 @@
   var link = null; // htmx-ext-ws's handle on it (reconnect)
   var retries = 0;
   var timer = null; // the pending retry
+  var closing = null; // the JSON frame the server sent before closing the socket, if any
 
   function cursor() {
     var el = document.getElementById("live-cursor");
@@ -37,6 +42,7 @@
     var status = document.getElementById("live-status");
     if (status) status.setAttribute("data-state", since ? "behind" : "live");
     var ws = new WebSocket(u.toString());
+    closing = null;
     ws.binaryType = htmx.config.wsBinaryType;
     // Registered before htmx-ext-ws sets its onclose, so it runs first and stops it: the
     // extension would retry by itself on 1006/1011/1012/1013 only, on a timer that can be
@@ -44,6 +50,13 @@
     ws.addEventListener("close", function (evt) {
       evt.stopImmediatePropagation();
       closed(ws, evt.code);
+    });
+    // The page's frames are HTML; a JSON one says why the server is about to close, and
+    // is not for htmx (which would take it for a message and show "Live").
+    ws.addEventListener("message", function (evt) {
+      if (typeof evt.data !== "string" || evt.data.charAt(0) !== "{") return;
+      evt.stopImmediatePropagation();
+      try { closing = JSON.parse(evt.data); } catch (e) { closing = null; }
     });
     socket = ws;
     return ws;
@@ -74,10 +87,26 @@
       setConnection("error", "Disconnected: reload the page");
       return;
     }
+    if (code === LOGIN_REQUIRED || code === FORBIDDEN) {
+      return loginNeeded(code === LOGIN_REQUIRED ? "Logged out" : "Not allowed");
+    }
     retries += 1;
     setConnection("reconnecting", "Reconnecting…");
     clearTimeout(timer);
     timer = setTimeout(reconnectNow, backoff(retries));
+  }
+
+  // Login mode refused the socket: retrying as the same user would be refused again.
+  function loginNeeded(text) {
+    setConnection("denied", text + " ");
+    var where = document.querySelector("#connection .conn__text");
+    if (!where) return;
+    var url = new URL((closing && closing.login_url) || LOGIN_URL, window.location.href);
+    url.searchParams.set("next", window.location.pathname + window.location.search);
+    var a = document.createElement("a");
+    a.href = url.href;
+    a.textContent = "Log in";
+    where.appendChild(a);
   }
 
   function reconnectNow() {

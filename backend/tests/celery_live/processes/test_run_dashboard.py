@@ -49,14 +49,20 @@ def post_json(url, body):
         return response.status, json.load(response)
 
 
+#: What a developer's shell does not set: the command starts its own Redis, and needs no key.
+UNSET = ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL", "DJANGO_SECRET_KEY")
+
+
 def dashboard_env(tmp_path, port):
-    """No Redis or database configured: the command starts its own, with its files in tmp_path."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL")
-    }
-    env.update(DJANGO_SETTINGS_MODULE="config.settings", CELERY_LIVE_DATA_DIR=str(tmp_path), PORT=str(port))
+    """No Redis, database or secret key configured: the command starts its own Redis, with
+    its files in tmp_path. DEBUG on, as `make run` has it (so login-free, and no key needed)."""
+    env = {k: v for k, v in os.environ.items() if k not in UNSET}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DJANGO_DEBUG="1",
+        CELERY_LIVE_DATA_DIR=str(tmp_path),
+        PORT=str(port),
+    )
     return env
 
 
@@ -71,9 +77,11 @@ class Dashboard:
         self.base = f"http://127.0.0.1:{self.port}"
         self.data_dir = tmp_path
         self.lines: list[str] = []
+        env = dashboard_env(tmp_path, self.port)
+        del env["DJANGO_DEBUG"]  # `make run` turns it on itself (or these fail: no secret key)
         self.process = subprocess.Popen(
             ["make", "-C", str(ROOT), "run"],
-            env={**dashboard_env(tmp_path, self.port), **extra_env},
+            env={**env, **extra_env},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -1,0 +1,14 @@
+"""The API's routes, under the names the dashboard's `urls.py` has always given them."""
+
+from django.urls import path
+
+from celery_live.api import schema, views
+
+urlpatterns = [
+    path("api/tasks/", views.TasksView.as_view(), name="api-tasks"),
+    path("api/tasks/<str:task_id>/", views.TaskView.as_view(), name="api-task"),
+    path("api/tasks/<str:task_id>/revoke", views.RevokeView.as_view(), name="api-revoke"),
+    path("api/tasks/<str:task_id>/rerun", views.RerunView.as_view(), name="api-rerun"),
+    path("api/schema/", schema.SchemaView.as_view(), name="api-schema"),
+    path("api/docs/", schema.DocsView.as_view(), name="api-docs"),
+]
