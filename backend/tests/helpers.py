@@ -43,3 +43,24 @@ def record_all() -> int:
     while recorded := recorder.run_once(block_ms=None):
         total += recorded
     return total
+
+
+def record_a_finished_run(task_id: str = "kept") -> None:
+    """A run sent and succeeded, recorded in the database (what survives Redis going away)."""
+    from celery_live.log import publishing
+
+    name = "apps.assets.tasks.test_task"
+    publishing.publish("task.sent", task_id=task_id, name=name, data={"args": ["x"]})
+    publishing.publish("task.succeeded", task_id=task_id, name=name, data={"result": 1})
+    record_all()
+
+
+def unreachable_redis():
+    """A client for a port nothing listens on: every command fails at once, no retries."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from celery_live.processes.redis_server import free_port
+
+    return redis.Redis(port=free_port(), decode_responses=True, retry=Retry(NoBackoff(), 0))

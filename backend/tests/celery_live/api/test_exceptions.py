@@ -8,19 +8,16 @@ from celery.app.task import Task
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from kombu.exceptions import OperationalError
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from rest_framework.exceptions import ValidationError
 from rest_framework.test import APIRequestFactory
 
 from celery_live.api.exceptions import handle
 from celery_live.api.views import TaskView
 from celery_live.log import publishing, store
-from celery_live.processes.redis_server import free_port
 from celery_live.runs import history
 from celery_live.web.middleware import MESSAGE
 from tests.celery_live.api.calls import broker_queue_length, errors, post_json
-from tests.helpers import record_all
+from tests.helpers import record_all, unreachable_redis
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +56,7 @@ def test_redis_away_is_503_with_retry_after_without_the_hosts_middleware(client,
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.endswith("RedisUnavailableMiddleware")]
     publishing.publish("task.sent", task_id="queued", name="apps.assets.tasks.test_task")
     record_all()
-    dead = redis.Redis(port=free_port(), decode_responses=True, retry=Retry(NoBackoff(), 0))
+    dead = unreachable_redis()
     with mock.patch.object(store, "client", return_value=dead):
         response = post_json(client, "/api/tasks/queued/revoke")
     assert (response.status_code, response["Retry-After"]) == (503, "5")
@@ -96,7 +93,7 @@ def test_redis_away_during_a_control_request_is_503_json_with_retry_after(client
     record_all()
     queued = broker_queue_length()
     # Refused at once: without retries (redis-py backs off between its three).
-    dead = redis.Redis(port=free_port(), decode_responses=True, retry=Retry(NoBackoff(), 0))
+    dead = unreachable_redis()
     monkeypatch.setattr(store, "client", lambda: dead)
     response = post_json(client, "/api/tasks/queued/revoke")
     assert response.status_code == 503

@@ -1,12 +1,11 @@
 """The JSON API's endpoints: launch, validate at the edge, read runs (real worker, real broker)."""
 
 import pytest
-import redis
 
 from celery_live.log import publishing, store
 from celery_live.runs import history
 from tests.celery_live.api.calls import broker_queue_length, errors, post_json
-from tests.helpers import final_run, record_all
+from tests.helpers import final_run, record_a_finished_run, record_all, unreachable_redis
 
 pytestmark = pytest.mark.django_db
 
@@ -131,15 +130,8 @@ def test_the_list_counts_its_page_and_says_where_the_next_one_begins(client):
 
 
 def test_a_run_is_read_from_the_database_while_redis_is_unreachable(client, monkeypatch):
-    from celery_live.processes.redis_server import free_port
-
-    publishing.publish("task.sent", task_id="kept", name="apps.assets.tasks.test_task", data={"args": ["x"]})
-    publishing.publish(
-        "task.succeeded", task_id="kept", name="apps.assets.tasks.test_task", data={"result": 1}
-    )
-    record_all()
-    dead = redis.Redis(port=free_port(), socket_connect_timeout=1, decode_responses=True)
-    monkeypatch.setattr(store, "client", lambda: dead)
+    record_a_finished_run("kept")
+    monkeypatch.setattr(store, "client", lambda: unreachable_redis())
     response = client.get("/api/tasks/kept/")
     assert response.status_code == 200
     assert response.json()["state"] == "SUCCESS"

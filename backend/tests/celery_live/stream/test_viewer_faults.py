@@ -269,3 +269,30 @@ def test_redis_restarted_empty_under_a_live_daphne(log, open_viewer):
     fresh = open_viewer()
     new = append(log.client, 3)
     assert ids_until(fresh, new[-1]) == new  # live again from the new log
+
+
+@pytest.mark.parametrize("path", ["/ws/events/", "/ws/page/"])
+def test_whatever_a_client_sends_is_ignored_and_its_socket_stays_live(log, path):
+    """Text, JSON, NUL, lone surrogates (escaped), binary, 1 MB frames, pings: the sockets
+    act on nothing a client sends; each frame leaves the socket live and Daphne answering."""
+    url = f"ws://127.0.0.1:{log.web.port}{path}"
+    frames: list[str | bytes] = [
+        "garbage",
+        '{"since": "0-0", "task": "x", "view": "list"}',
+        "\x00" * 16,
+        '"\\ud800"',
+        bytes(range(256)),
+        "x" * MB,
+        b"\xff" * MB,
+    ]
+    with connect(url, origin=log.origin, max_size=None, ping_interval=None, proxy=None) as ws:
+        for frame in frames:
+            ws.send(frame)
+        ws.ping().wait(5)
+        [event_id] = append(log.client, 1)
+        deadline = time.monotonic() + 10
+        while event_id not in ws.recv(timeout=deadline - time.monotonic()):
+            pass  # the page's socket sends HTML fragments: the id is in them too
+    with viewer(log) as fresh:
+        [later] = append(log.client, 1)
+        assert ids_until(fresh, later)[-1] == later

@@ -1,12 +1,11 @@
 """The pages: launch, validate at the edge, read runs (the JSON API: tests/celery_live/api/)."""
 
 import pytest
-import redis
 from django.test import Client
 
 from celery_live.log import publishing, store
 from celery_live.runs import history
-from tests.helpers import final_run, record_all
+from tests.helpers import final_run, record_a_finished_run, record_all, unreachable_redis
 
 pytestmark = pytest.mark.django_db
 
@@ -91,15 +90,8 @@ def test_the_task_page_shows_one_run_live(client):
 
 
 def test_pages_show_recorded_runs_while_redis_is_unreachable(client, monkeypatch):
-    from celery_live.processes.redis_server import free_port
-
-    publishing.publish("task.sent", task_id="kept", name="apps.assets.tasks.test_task", data={"args": ["x"]})
-    publishing.publish(
-        "task.succeeded", task_id="kept", name="apps.assets.tasks.test_task", data={"result": 1}
-    )
-    record_all()
-    dead = redis.Redis(port=free_port(), socket_connect_timeout=1, decode_responses=True)
-    monkeypatch.setattr(store, "client", lambda: dead)
+    record_a_finished_run("kept")
+    monkeypatch.setattr(store, "client", lambda: unreachable_redis())
     page = client.get("/")
     assert page.status_code == 200
     assert 'id="run-kept"' in page.content.decode()
