@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMPS := $(VENV)/.stamps
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint bench install install-dev browser clean help
+.PHONY: run test lint bench install install-dev browser vendor clean help
 
 help:
 	@echo "make run    - start web (Daphne), worker, beat and the recorder on http://127.0.0.1:$${PORT:-8000}"
@@ -29,6 +29,20 @@ $(STAMPS)/dev: requirements-dev.txt $(STAMPS)/runtime
 install: $(STAMPS)/runtime
 install-dev: $(STAMPS)/dev
 
+# The page's browser libraries (frontend/package.json: uPlot, for the charts), installed by
+# npm and copied into the app's static files (no CDN). The copies are committed as well, so
+# the wheel and a machine without npm have them; this refreshes them from the lock file.
+UPLOT := frontend/node_modules/uplot
+$(STAMPS)/npm: frontend/package.json frontend/package-lock.json | $(BIN)/python
+	@if command -v npm >/dev/null; then \
+	  cd frontend && npm ci --no-audit --no-fund --loglevel=error && cd .. && \
+	  mkdir -p frontend/static/vendor/uplot && \
+	  cp $(UPLOT)/dist/uPlot.iife.min.js $(UPLOT)/dist/uPlot.min.css $(UPLOT)/LICENSE frontend/static/vendor/uplot/; \
+	else echo "npm not found: keeping the committed copies in frontend/static/vendor/"; fi
+	@mkdir -p $(STAMPS) && touch $@
+
+vendor: $(STAMPS)/npm
+
 # Debian's Chromium for the browser tests (Playwright cannot download browsers here), and
 # a compose client where the docker client has none, so docker-compose.yml is validated.
 browser:
@@ -44,10 +58,10 @@ browser:
 
 # The local demo: DEBUG on (unless DJANGO_DEBUG says otherwise), so no secret key is needed
 # and the dashboard is login-free: it listens on 127.0.0.1 unless HOST says otherwise.
-run: install
+run: install vendor
 	cd backend && DJANGO_DEBUG=$${DJANGO_DEBUG:-1} ../$(BIN)/python manage.py run_dashboard
 
-test: install-dev browser
+test: install-dev browser vendor
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
@@ -62,4 +76,4 @@ bench: install-dev browser
 	PYTHONPATH=$(CURDIR)/backend $(BIN)/python -m scripts.bench.run_all
 
 clean:
-	rm -rf $(VENV) .data test-artifacts
+	rm -rf $(VENV) .data test-artifacts frontend/node_modules

@@ -61,8 +61,16 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "Events a process keeps while Redis is away; past it the oldest are dropped and a "
         "gap marker says how many.",
     ),
-    "WORKER_TIMEOUT": (10.0, "A worker silent this long is dead: its unfinished runs become LOST."),
+    "WORKER_TIMEOUT": (
+        10.0,
+        "A worker silent this long is dead: it is shown offline and its unfinished runs become LOST.",
+    ),
     "RECONCILE_AFTER": (30.0, "A run with no event this long is checked against the result backend."),
+    "QUEUE_SAMPLE_INTERVAL": (
+        0.5,
+        "Seconds between two looks at the broker's queue depths (one sampler per stack); "
+        "a `queue.depth` event is published only when a queue changed, so at most one per interval.",
+    ),
     "LAUNCHABLE_TASKS": (
         [],
         "Dotted paths of the host's `celery_live.launchable.Launchable` declarations: the "

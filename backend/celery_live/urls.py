@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from celery_live.web import accounts, health, views
+from celery_live.web import accounts, charts, failures, health, metrics, queues, views, workers
 
 app_name = "celery_live"
 
@@ -16,6 +16,14 @@ urlpatterns = [
     path("tasks/<str:task_id>/", views.task_page, name="task"),
     path("tasks/<str:task_id>/revoke", views.revoke_page, name="revoke"),
     path("tasks/<str:task_id>/rerun", views.rerun_page, name="rerun"),
+    path("queues/", queues.queues_page, name="queues"),
+    path("charts/", charts.charts_page, name="charts"),
+    # A task name may hold any character, a slash too.
+    path("charts/<path:name>/", charts.task_name_page, name="task_name"),
+    path("failures/", failures.failures_page, name="failures"),
+    path("workers/", workers.workers_page, name="workers"),
+    path("workers/<str:hostname>/<str:action>", workers.worker_control, name="worker-control"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     # The JSON API (api-tasks, api-task, api-revoke, api-rerun, api-schema, api-docs).
     path("", include("celery_live.api.urls")),
 ]

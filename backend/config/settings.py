@@ -181,6 +181,7 @@ CELERY_RESULT_SERIALIZER = os.environ.get("CELERY_RESULT_SERIALIZER", "json")
 CELERY_TIMEZONE = os.environ.get("CELERY_TIMEZONE") or TIME_ZONE
 CELERY_TASK_TRACK_STARTED = env_bool("CELERY_TASK_TRACK_STARTED", True)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60)
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE") or "celery"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A Redis broker hands a task a dead worker had taken but not acknowledged (prefetched,
 # or acks_late) to a worker again only after this many seconds (kombu's default: 1 h).

@@ -99,6 +99,9 @@ FILTER_HELP = {
     "worker": "Worker hostname contains this (any case).",
     "queue": "Sent to this queue.",
     "q": "Free text, in the arguments and the result.",
+    "root": "A workflow's runs: those whose `root_id` is this.",
+    "group": "A group's runs: those whose `group_id` is this (a chord's header and its callback).",
+    "exception": "Failed with an exception of this group of /api/failures/ (its `key`).",
     "time_from": "First seen at or after: ISO 8601 (2026-11-25T18:00) or epoch seconds.",
     "time_to": "First seen at or before: ISO 8601 or epoch seconds.",
     "before": "First seen before this (epoch seconds): the previous page's `next_before`.",
@@ -174,6 +177,19 @@ class RunSerializer(serializers.Serializer):
     started_at = serializers.FloatField(allow_null=True)
     finished_at = serializers.FloatField(allow_null=True)
     rerun_of = serializers.CharField(allow_null=True, help_text="The run this one repeats.")
+    parent_id = serializers.CharField(allow_null=True, help_text="The task that sent this one.")
+    root_id = serializers.CharField(
+        allow_null=True, help_text="The workflow's first task (a task sent by none is its own)."
+    )
+    group_id = serializers.CharField(
+        allow_null=True, help_text="Its group (a chord's header tasks and callback share one)."
+    )
+    children = serializers.ListField(
+        child=serializers.CharField(), help_text="Ids of the tasks this one sent, oldest first."
+    )
+    waiting_for = serializers.CharField(
+        allow_null=True, help_text="What a run not sent yet waits for (a chord callback: its header)."
+    )
     last_event_id = serializers.CharField(allow_null=True)
     progress = ProgressSerializer()
     queue_wait = serializers.FloatField(allow_null=True, help_text="Seconds from sent to started.")

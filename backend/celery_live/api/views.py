@@ -37,6 +37,7 @@ from celery_live.control import rate
 from celery_live.control import runs as control
 from celery_live.control.launch import LaunchForm
 from celery_live.runs.filters import RunFilter
+from celery_live.runs.relations import with_children
 from celery_live.runs.state import RunState
 from celery_live.validation import error_messages
 
@@ -100,7 +101,9 @@ class TasksView(ApiView):
         page = rows[:limit]
         return Response(
             {
-                "results": [row.to_state().as_dict(with_events=False) for row in page],
+                "results": [
+                    run.as_dict(with_events=False) for run in with_children([row.to_state() for row in page])
+                ],
                 "count": len(page),
                 "next_before": page[-1].first_seen if len(rows) > limit else None,
             }
@@ -135,7 +138,7 @@ class TaskView(ApiView):
     operation_ids = {"GET": "get_run"}
 
     def get(self, request: Request, task_id: str) -> Response:
-        return Response(known_run(task_id).as_dict())
+        return Response(with_children([known_run(task_id)])[0].as_dict())
 
 
 def controlled(call: Any, task_id: str, **kwargs: Any) -> Any:

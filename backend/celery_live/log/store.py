@@ -43,6 +43,16 @@ def workers_key() -> str:
     return f"{conf.STREAM_KEY}:workers"
 
 
+def worker_instances_key() -> str:
+    """Worker instance -> what its last heartbeat said (`celery_live.log.workers.WorkerRecord`)."""
+    return f"{conf.STREAM_KEY}:worker-instances"
+
+
+def worker_registered_key() -> str:
+    """Worker instance -> the task names it registers (written when they change)."""
+    return f"{conf.STREAM_KEY}:worker-registered"
+
+
 def reaper_lock_key() -> str:
     """Held for a moment by the one reaper that acts (any number of recorders run one)."""
     return f"{conf.STREAM_KEY}:reaper-lock"
@@ -51,6 +61,32 @@ def reaper_lock_key() -> str:
 def reaper_mark_key(what: str, task_id: str) -> str:
     """Set once the reaper did `what` for a run, so no other reaper does it again."""
     return f"{conf.STREAM_KEY}:{what}:{task_id}"
+
+
+def queues_key() -> str:
+    """The names of every queue known (configured, consumed by a worker, or seen on a run)."""
+    return f"{conf.STREAM_KEY}:queues"
+
+
+def queue_depths_key() -> str:
+    """Queue name -> its last sample (`celery_live.log.queues.QueueSample`)."""
+    return f"{conf.STREAM_KEY}:queue-depths"
+
+
+def queue_sampled_at_key() -> str:
+    """When the queue sampler last looked at the broker (epoch seconds)."""
+    return f"{conf.STREAM_KEY}:queue-sampled-at"
+
+
+def queue_sampler_key() -> str:
+    """Held (with a TTL) by the one process that samples queues (any number of recorders
+    run a sampler)."""
+    return f"{conf.STREAM_KEY}:queue-sampler"
+
+
+def pruned_runs_key() -> str:
+    """What `prune_history` deleted, counted for `/metrics` (runs/metrics.py)."""
+    return f"{conf.STREAM_KEY}:pruned-runs"
 
 
 _client: redis.Redis | None = None

@@ -23,6 +23,9 @@ class EventType(StrEnum):
     """What an event says happened (its `type`)."""
 
     TASK_SENT = "task.sent"
+    #: A run that exists before it is sent: a chord's callback, announced by its header's
+    #: messages, which Celery sends only once every header task has succeeded.
+    TASK_WAITING = "task.waiting"
     TASK_RECEIVED = "task.received"
     TASK_STARTED = "task.started"
     TASK_PROGRESS = "task.progress"
@@ -37,6 +40,9 @@ class EventType(StrEnum):
     WORKER_ONLINE = "worker.online"
     WORKER_HEARTBEAT = "worker.heartbeat"
     WORKER_OFFLINE = "worker.offline"
+    #: A control command sent to a worker (pool_grow, add_consumer, ...), with who sent it
+    #: and the worker's acknowledgement (control/workers.py).
+    WORKER_CONTROL = "worker.control"
     QUEUE_DEPTH = "queue.depth"
     BEAT_SENT = "beat.sent"
     #: The gap marker: how many events one process had to drop while Redis was away.
@@ -141,6 +147,10 @@ def _sent(event: Event) -> str:
     return f"to queue {data.get('queue') or '?'}{extra}"
 
 
+def _waiting(event: Event) -> str:
+    return f"for {(event.get('data') or {}).get('waiting_for') or '?'}"
+
+
 def _taken(event: Event) -> str:
     data = event.get("data") or {}
     attempt = data.get("attempt") or 0
@@ -187,6 +197,7 @@ class EventKind:
 
 EVENT_KINDS: dict[EventType, EventKind] = {
     EventType.TASK_SENT: EventKind(State.PENDING, "Sent", _sent, "📤 sent"),
+    EventType.TASK_WAITING: EventKind(State.PENDING, "Waiting", _waiting, "⏳ waiting for its chord header"),
     EventType.TASK_RECEIVED: EventKind(State.RECEIVED, "Received", _taken, "📥 received by {worker}"),
     EventType.TASK_STARTED: EventKind(State.STARTED, "Started", _taken, "🏃 started on {worker}"),
     EventType.TASK_PROGRESS: EventKind(
@@ -202,6 +213,7 @@ EVENT_KINDS: dict[EventType, EventKind] = {
     EventType.WORKER_ONLINE: EventKind(None, "Worker online"),
     EventType.WORKER_HEARTBEAT: EventKind(None, "Heartbeat"),
     EventType.WORKER_OFFLINE: EventKind(None, "Worker offline"),
+    EventType.WORKER_CONTROL: EventKind(None, "Worker control"),
     EventType.QUEUE_DEPTH: EventKind(None, "Queue depth"),
     EventType.BEAT_SENT: EventKind(None, "Beat sent"),
     EventType.LOG_GAP: EventKind(None, "Events lost"),

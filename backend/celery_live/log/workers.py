@@ -7,8 +7,16 @@ main process is an instance, `<pid>-<start time in ms>`: its heartbeats (heartbe
 carry it, each `task.received` records it on the run, and a run whose instance is not
 the one beating for its hostname (a newer one is) lost its process.
 
-The registry is one Redis hash, hostname -> JSON `{"ts", "instance"}` (the last beat of
-the newest instance of that hostname).
+The registry is three Redis hashes (their keys are in store.py):
+
+- hostname -> JSON `{"ts", "instance"}`, the last beat of the newest instance of that
+  hostname: what the reaper and the health check judge liveness by;
+- instance -> what that instance's last beat said (`WorkerRecord`: pool, concurrency,
+  queues, counts, load; when and why it went offline), for the workers page and API;
+- instance -> the task names it registers, written only when they change (a beat carries
+  them only then too: a few hundred bytes per beat, 2 s apart, on every worker, add up).
+
+An instance is remembered for `FORGET_AFTER` s after its last beat (the reaper forgets it).
 """
 
 from __future__ import annotations
@@ -16,16 +24,22 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
 
 from celery_live.conf import conf
-from celery_live.log.store import workers_key
+from celery_live.log.store import worker_instances_key, worker_registered_key, workers_key
 
 #: This process's instance id, once it has started beating as a worker (set_instance).
 _instance: str | None = None
+
+#: Seconds the registry keeps an instance after its last beat: the workers page and API
+#: list every instance seen within that time, offline ones included.
+FORGET_AFTER = 3600.0
+#: Why an instance that said goodbye (a worker shut down) is offline.
+SHUT_DOWN = "shut down"
 
 
 def set_instance(started: float | None = None) -> str:
@@ -128,3 +142,235 @@ def why_gone(worker: str, instance: str | None, beats: dict[str, Beat], now: flo
     if beat.is_silent(now):
         return Gone(f"worker {worker} stopped responding: no heartbeat for {now - beat.ts:.0f} s")
     return None
+
+
+# --- what each instance said --------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _count(value: Any) -> int:
+    return max(0, _int(value) or 0)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    return tuple(item for item in _list(value) if isinstance(item, str))
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    """A worker instance as its last heartbeat described it (worker/heartbeat.py).
+
+    `active` holds the ids of the tasks it was running; `processed` counts the tasks it has
+    started since it started (Celery's own count, `inspect stats`' total) and `failed` those
+    that failed; `concurrency` is its pool's size at that beat (pool_grow and pool_shrink
+    change it). `registered` is None where it was not read.
+    """
+
+    hostname: str
+    instance: str
+    ts: float
+    pool: str | None = None
+    concurrency: int | None = None
+    queues: tuple[str, ...] = ()
+    active: tuple[str, ...] = ()
+    reserved: int = 0
+    processed: int = 0
+    failed: int = 0
+    load: tuple[float, ...] = ()
+    offline_at: float | None = None
+    offline_reason: str | None = None
+    registered: tuple[str, ...] | None = None
+
+    #: The fields a heartbeat's `data` carries (besides `instance`).
+    BEAT_FIELDS = ("pool", "concurrency", "queues", "active", "reserved", "processed", "failed", "load")
+
+    @classmethod
+    def from_beat(cls, hostname: str, ts: float, data: dict[str, Any]) -> WorkerRecord:
+        """The record a heartbeat event describes (its `worker`, `ts` and `data`); what a
+        foreign or older process sent in the wrong type is left out."""
+        registered = data.get("registered")
+        return cls(
+            hostname=hostname,
+            instance=_text(data.get("instance")) or hostname,
+            ts=ts,
+            pool=_text(data.get("pool")),
+            concurrency=_int(data.get("concurrency")),
+            queues=_texts(data.get("queues")),
+            active=_texts(data.get("active")),
+            reserved=_count(data.get("reserved")),
+            processed=_count(data.get("processed")),
+            failed=_count(data.get("failed")),
+            load=tuple(n for n in map(_number, _list(data.get("load"))) if n is not None),
+            offline_at=_number(data.get("offline_at")),
+            offline_reason=_text(data.get("offline_reason")),
+            registered=_texts(registered) if isinstance(registered, list) else None,
+        )
+
+    @classmethod
+    def parse(cls, raw: str, registered: str | None = None) -> WorkerRecord | None:
+        """A registry entry (and its registered names, if read); None if it is not one."""
+        try:
+            value = json.loads(raw)
+            names = json.loads(registered) if registered is not None else None
+        except ValueError:
+            return None
+        if not isinstance(value, dict) or not isinstance(value.get("hostname"), str):
+            return None
+        return cls.from_beat(
+            value["hostname"],
+            _number(value.get("ts")) or 0.0,
+            {**value, "registered": names if isinstance(names, list) else None},
+        )
+
+    def beat_data(self) -> dict[str, Any]:
+        """What a heartbeat event carries in its `data` (registered names aside)."""
+        data: dict[str, Any] = {"instance": self.instance}
+        for name in self.BEAT_FIELDS:
+            value = getattr(self, name)
+            data[name] = list(value) if isinstance(value, tuple) else value
+        return data
+
+    def same_figures(self, other: WorkerRecord | None) -> bool:
+        """Whether `other` (an earlier beat) shows what this one shows, but for the machine's
+        load, which moves at every beat."""
+        return other is not None and all(
+            getattr(self, name) == getattr(other, name) for name in self.BEAT_FIELDS if name != "load"
+        )
+
+    def encode(self) -> str:
+        """The registry's entry (its registered names are kept apart)."""
+        return json.dumps(
+            {
+                "hostname": self.hostname,
+                "ts": self.ts,
+                **self.beat_data(),
+                "offline_at": self.offline_at,
+                "offline_reason": self.offline_reason,
+            }
+        )
+
+    @property
+    def pid(self) -> int | None:
+        pid = instance_pid(self.instance)
+        return int(pid) if pid.isdigit() else None
+
+    @property
+    def started(self) -> float | None:
+        return instance_started(self.instance)
+
+    def is_online(self, now: float) -> bool:
+        """Beating within the timeout, and not gone offline since."""
+        return self.offline_at is None and now - self.ts <= conf.WORKER_TIMEOUT
+
+    def is_forgotten(self, now: float) -> bool:
+        return now - max(self.ts, self.offline_at or 0.0) > FORGET_AFTER
+
+    def gone_offline(self, reason: str, now: float) -> WorkerRecord:
+        return replace(self, offline_at=now, offline_reason=reason)
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        """The instance as `GET /api/workers/` answers it (one silent past the timeout is
+        offline, and says why, before the reaper has announced it)."""
+        online = self.is_online(now)
+        silent = None if online or self.offline_reason else f"no heartbeat for {now - self.ts:.0f} s"
+        return {
+            "hostname": self.hostname,
+            "instance": self.instance,
+            "pid": self.pid,
+            "online": online,
+            "pool": self.pool,
+            "concurrency": self.concurrency,
+            "queues": list(self.queues),
+            "active": len(self.active),
+            "active_tasks": list(self.active),
+            "reserved": self.reserved,
+            "processed": self.processed,
+            "failed": self.failed,
+            "load": list(self.load),
+            "last_heartbeat": self.ts,
+            "started": self.started,
+            "offline_at": self.offline_at,
+            "offline_reason": self.offline_reason or silent,
+            "registered": list(self.registered or ()),
+        }
+
+
+def record_worker(client: redis.Redis, record: WorkerRecord, registered: list[str] | None = None) -> bool:
+    """A heartbeat in the registry, in one round trip: the hostname's last beat, the
+    instance's record, and its registered names when they changed (`registered` given).
+
+    Whether the registry holds its registered names now: False after Redis lost its data,
+    and the worker sends them again."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hset(workers_key(), record.hostname, Beat(ts=record.ts, instance=record.instance).encode())
+    pipe.hset(worker_instances_key(), record.instance, record.encode())
+    if registered is not None:
+        pipe.hset(worker_registered_key(), record.instance, json.dumps(registered))
+    pipe.hexists(worker_registered_key(), record.instance)
+    return bool(pipe.execute()[-1])
+
+
+def parse_registry(
+    records: dict[str, str], registered: dict[str, str] | None, now: float
+) -> list[WorkerRecord]:
+    """The instances of the registry's hashes (as HGETALL gives them) not yet forgotten,
+    by hostname, the newest instance of each first."""
+    parsed = (
+        WorkerRecord.parse(raw, registered.get(instance) if registered is not None else None)
+        for instance, raw in records.items()
+    )
+    found = [record for record in parsed if record is not None and not record.is_forgotten(now)]
+    return sorted(found, key=lambda r: (r.hostname, -(r.started or 0.0)))
+
+
+def read_workers(client: redis.Redis, now: float | None = None) -> list[WorkerRecord]:
+    """Every worker instance the registry remembers, with its registered names."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hgetall(worker_instances_key())
+    pipe.hgetall(worker_registered_key())
+    records, registered = pipe.execute()
+    return parse_registry(records, registered, time.time() if now is None else now)
+
+
+def mark_offline(client: redis.Redis, instance: str | None, reason: str, now: float | None = None) -> bool:
+    """Record that `instance` went offline, and why; False if it is unknown or already was."""
+    raw = client.hget(worker_instances_key(), instance) if instance else None
+    record = WorkerRecord.parse(raw) if raw is not None else None
+    if record is None or record.offline_at is not None:
+        return False
+    gone = record.gone_offline(reason, time.time() if now is None else now)
+    client.hset(worker_instances_key(), record.instance, gone.encode())
+    return True
+
+
+def forget_stale(client: redis.Redis, now: float) -> list[str]:
+    """Drop the instances forgotten by now, or unreadable, and their registered names;
+    their ids."""
+    records = client.hgetall(worker_instances_key())
+    stale = []
+    for instance, raw in records.items():
+        record = WorkerRecord.parse(raw)
+        if record is None or record.is_forgotten(now):
+            stale.append(instance)
+    gone = set(stale)
+    orphans = [i for i in client.hkeys(worker_registered_key()) if i not in records or i in gone]
+    if stale:
+        client.hdel(worker_instances_key(), *stale)
+    if orphans:
+        client.hdel(worker_registered_key(), *orphans)
+    return stale

@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from celery_live.log.vocabulary import State
+from celery_live.runs import failures
 from celery_live.runs.models import Run
 from celery_live.runs.state import RunState
 from celery_live.validation import error_messages
@@ -31,6 +32,11 @@ class RunFilterForm(forms.Form):
     worker = forms.CharField(required=False, max_length=255)
     queue = forms.CharField(required=False, max_length=255)
     q = forms.CharField(required=False, max_length=200, label="Search")
+    # A workflow's runs (those sharing its root) and a group's (a chord's header and callback).
+    root = forms.CharField(required=False, max_length=155, label="Workflow")
+    group = forms.CharField(required=False, max_length=155)
+    # A group of the failures inbox: its key (runs/failures.py).
+    exception = forms.CharField(required=False, max_length=failures.KEY_MAX_LENGTH, strip=False)
     # Not `since`: that is the event cursor every socket takes.
     time_from = forms.CharField(required=False)
     time_to = forms.CharField(required=False)
@@ -42,6 +48,12 @@ class RunFilterForm(forms.Form):
         if state and state not in STATES:
             raise forms.ValidationError(f"Unknown state; one of {', '.join(STATES)}.")
         return state
+
+    def clean_exception(self) -> str:
+        key = self.cleaned_data.get("exception") or ""
+        if key and not failures.is_key(key):
+            raise forms.ValidationError("Not a failure group's key (see /failures/ or /api/failures/).")
+        return key
 
     def _clean_time(self, field: str) -> float | None:
         value = (self.cleaned_data.get(field) or "").strip()
@@ -73,6 +85,9 @@ class RunFilter:
         self.worker = data.get("worker") or ""
         self.queue = data.get("queue") or ""
         self.q = (data.get("q") or "").lower()
+        self.root = data.get("root") or ""
+        self.group = data.get("group") or ""
+        self.exception = data.get("exception") or ""
         self.time_from = data.get("time_from")
         self.time_to = data.get("time_to")
         self.before = data.get("before")
@@ -96,6 +111,12 @@ class RunFilter:
             runs = runs.filter(queue=self.queue)
         if self.q:
             runs = runs.filter(search__contains=self.q)
+        if self.root:
+            runs = runs.filter(root_id=self.root)
+        if self.group:
+            runs = runs.filter(group_id=self.group)
+        if self.exception:
+            runs = runs.filter(exception__regex=failures.pattern(self.exception))
         if self.time_from is not None:
             runs = runs.filter(first_seen__gte=self.time_from)
         if self.time_to is not None:
@@ -114,6 +135,12 @@ class RunFilter:
         if self.worker and self.worker.lower() not in (run.worker or "").lower():
             return False
         if self.queue and run.queue != self.queue:
+            return False
+        if self.root and run.root_id != self.root:
+            return False
+        if self.group and run.group_id != self.group:
+            return False
+        if self.exception and not failures.matches(self.exception, run.exception):
             return False
         if self.time_from is not None and (first is None or first < self.time_from):
             return False

@@ -21,6 +21,8 @@ from celery_live.log.vocabulary import EventType
 from celery_live.runs.state import RunState, fold, log_order
 
 ZERO_ID = "0-0"
+#: The events a run's log begins with.
+FIRST_EVENT_TYPES = frozenset({EventType.TASK_SENT, EventType.TASK_WAITING})
 
 
 def task_events(task_id: str) -> list[dict[str, Any]]:
@@ -35,8 +37,9 @@ def task_events(task_id: str) -> list[dict[str, Any]]:
 
 def is_partial(events: list[dict[str, Any]]) -> bool:
     """Whether Redis' copy of a run lacks its beginning: empty, or not starting with its
-    `task.sent` (Redis lost its data, and the run's later events started a new list)."""
-    return not events or events[0].get("type") != EventType.TASK_SENT
+    `task.sent` (or, for a chord callback, `task.waiting`): Redis lost its data, and the
+    run's later events started a new list."""
+    return not events or events[0].get("type") not in FIRST_EVENT_TYPES
 
 
 def with_recorded(task_id: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:

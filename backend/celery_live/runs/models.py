@@ -40,6 +40,11 @@ class Run(models.Model):
     last_event_id = models.CharField(max_length=32)
     last_seq = models.IntegerField(default=0)
     rerun_of = models.CharField(max_length=155, blank=True, default="", db_index=True)
+    # Indexed: a run's children, its group and its workflow are looked up by them.
+    parent_id = models.CharField(max_length=155, blank=True, default="", db_index=True)
+    root_id = models.CharField(max_length=155, blank=True, default="", db_index=True)
+    group_id = models.CharField(max_length=155, blank=True, default="", db_index=True)
+    waiting_for = models.CharField(max_length=255, blank=True, default="")
     #: Lower-cased JSON of args, kwargs and result, for free-text search.
     search = models.TextField(blank=True, default="")
 

@@ -6,8 +6,11 @@ final event went missing are reconciled with the result backend.
   reason, when the instance that received it is gone: at once when a newer instance of
   the same hostname beats (a worker killed and restarted within the timeout), or when its
   hostname has been silent for `CELERY_LIVE_WORKER_TIMEOUT` s and the run has had no
-  event for that long (the worker is then announced offline). The reason says when the
+  event for that long. The reason says when the
   broker may deliver the task again (Redis: after its visibility timeout).
+- A worker instance silent for the timeout, or replaced by a newer instance of its
+  hostname, is announced offline once (`worker.offline`; a worker that stops gracefully
+  says so itself), and forgotten `FORGET_AFTER` s later (log/workers.py).
 - A run that is not final and has had no event for `CELERY_LIVE_RECONCILE_AFTER` s is
   checked against the result backend; if Celery recorded an end there, and the run's own
   events hold none, that end is published (marked `"reconciled": true`).
@@ -30,9 +33,18 @@ from django.utils import timezone
 
 from celery_live.conf import conf
 from celery_live.log.publishing import publish
-from celery_live.log.store import reaper_lock_key, reaper_mark_key, workers_key
+from celery_live.log.store import reaper_lock_key, reaper_mark_key, worker_instances_key, workers_key
 from celery_live.log.vocabulary import FINAL_STATES, EventType, State
-from celery_live.log.workers import read_beats, why_gone
+from celery_live.log.workers import (
+    FORGET_AFTER,
+    Beat,
+    WorkerRecord,
+    forget_stale,
+    mark_offline,
+    parse_registry,
+    read_beats,
+    why_gone,
+)
 from celery_live.runs import history
 from celery_live.runs.models import Run
 
@@ -71,6 +83,7 @@ class Reaper:
         self.client = client
         self._next_check = 0.0
         self._next_reconcile = 0.0
+        self._next_forget = 0.0
 
     def maybe_run(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
@@ -107,20 +120,54 @@ class Reaper:
                     lost.append(run.task_id)
             except Exception:
                 logger.exception("celery-live reaper: could not mark run %s lost; going on", run.task_id)
+        self.announce_offline(beats, now)
+        return lost
+
+    def announce_offline(self, beats: dict[str, Beat], now: float) -> None:
+        """Announce offline, once, each worker instance silent for the timeout or replaced
+        by a newer instance of its hostname (killed and restarted within the timeout)."""
+        records = parse_registry(self.client.hgetall(worker_instances_key()), None, now)
+        for record in records:
+            reason = self._offline_reason(record, records, now)
+            if reason and self._once(record.instance, "offline", seconds=int(FORGET_AFTER)):
+                mark_offline(self.client, record.instance, reason, now)
+                self._publish_offline(record.hostname, record.instance, reason)
+        known = {record.instance for record in records}
         for name, beat in beats.items():
             if not beat.is_silent(now):
                 continue
-            # Kept in the hash (so later reasons still say how long it has been silent),
+            # A hostname whose instance has no record (a worker of an older version): kept
+            # in the hash (so later reasons still say how long it has been silent),
             # announced once, forgotten after an hour.
-            if self._once(f"{name}:{beat.ts}", "offline", seconds=3600):
-                publish(
-                    EventType.WORKER_OFFLINE,
-                    worker=name,
-                    data={"reason": f"no heartbeat for {now - beat.ts:.0f} s", "instance": beat.instance},
-                )
-            if now - beat.ts > 3600:
+            if beat.instance not in known and self._once(f"{name}:{beat.ts}", "offline", seconds=3600):
+                self._publish_offline(name, beat.instance, f"no heartbeat for {now - beat.ts:.0f} s")
+            if now - beat.ts > FORGET_AFTER:
                 self.client.hdel(workers_key(), name)
-        return lost
+        if now >= self._next_forget:
+            self._next_forget = now + 60.0
+            forget_stale(self.client, now)
+
+    @staticmethod
+    def _offline_reason(record: WorkerRecord, records: list[WorkerRecord], now: float) -> str | None:
+        """Why an instance the registry has online is not (None: it is, or it is known
+        to be offline already)."""
+        if record.offline_at is not None:
+            return None
+        newer = [
+            other
+            for other in records
+            if other.hostname == record.hostname
+            and (other.started or 0.0) > (record.started or 0.0)
+            and other.is_online(now)
+        ]
+        if newer:
+            return f"restarted as pid {newer[0].pid}"
+        if not record.is_online(now):
+            return f"no heartbeat for {now - record.ts:.0f} s"
+        return None
+
+    def _publish_offline(self, hostname: str, instance: str | None, reason: str) -> None:
+        publish(EventType.WORKER_OFFLINE, worker=hostname, data={"reason": reason, "instance": instance})
 
     def _mark_one_lost(self, run: Run, reason: str) -> bool:
         if not self._once(run.task_id, f"lost:{run.worker_instance}"):

@@ -11,7 +11,7 @@ over late never set a run back.
 
 It runs as a thread in each Daphne process (`start_in_background`, called from
 config/asgi.py), or on its own with `manage.py record_events`. Each loop also gives the
-reaper (reaper.py) its turn.
+reaper (reaper.py) its turn, and it starts the queue sampler (queues.py) beside it.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from celery_live.log.events import decode_entry, parse_id
 from celery_live.log.store import RECORDER_GROUP, stream_key
 from celery_live.runs.history import task_events
 from celery_live.runs.models import Event, Run
+from celery_live.runs.queues import start_sampler
 from celery_live.runs.reaper import Reaper
 from celery_live.runs.state import RunCache, RunState, log_order
 
@@ -143,6 +144,9 @@ class Recorder:
         return run
 
     def run_forever(self, stop: threading.Event) -> None:
+        # Beside the reaper, the queue sampler (queues.py), in its own thread: a broker slow
+        # to answer must not hold up recording.
+        start_sampler(stop)
         redis_down = False
         while not stop.is_set():
             try:

@@ -57,6 +57,9 @@ def kept(**how: Any) -> dict[str, Kept]:
     return {"kept": Kept(**how)}
 
 
+#: The canvas relations a run's events carry (`RunState.parent_id`, …), in their data.
+RELATIONS = ("parent_id", "root_id", "group_id")
+
 #: Field metadata for the fold's own bookkeeping, which neither the row nor the API keeps.
 IN_MEMORY = kept(row=False, api=False)
 
@@ -95,6 +98,17 @@ class RunState:
     started_at: float | None = None
     finished_at: float | None = None
     rerun_of: str | None = None
+    #: Canvas relations, as Celery's message says them (written once): the task that sent
+    #: this one, the workflow's first task (Celery makes a run sent by no task its own
+    #: root), and the group (a chord's header and its callback share one).
+    parent_id: str | None = None
+    root_id: str | None = None
+    group_id: str | None = None
+    #: Runs this one sent (their `parent_id`): the database knows them, not this run's
+    #: events, so only the views that ask (`runs/relations.py`) fill it in.
+    children: list[str] = field(default_factory=list, metadata=kept(row=False))
+    #: What a run that is not sent yet waits for (a chord callback: its header).
+    waiting_for: str | None = None
     first_seen: float | None = field(default=None, metadata=kept(api=False))
     last_event_at: float | None = field(default=None, metadata=kept(api=False))
     #: The run's events (the database keeps them as its own rows; `as_dict` adds them).
@@ -192,7 +206,16 @@ class RunState:
             self.queue = data["queue"]
         if data.get("rerun_of") and not self.rerun_of:
             self.rerun_of = data["rerun_of"]
+        for relation in RELATIONS:
+            if data.get(relation) and not getattr(self, relation):
+                setattr(self, relation, data[relation])
 
+        # Waiting lasts until the run is sent or ends (the announcement may come late).
+        if etype == EventType.TASK_WAITING:
+            if self.state == State.PENDING and self.sent_at is None:
+                self.waiting_for = data.get("waiting_for")
+        elif event.get("state") is not None:
+            self.waiting_for = None
         if etype == EventType.TASK_SENT:
             self.sent_at = ts if self.sent_at is None else min(self.sent_at, ts)
         elif etype == EventType.TASK_RECEIVED:

@@ -29,8 +29,12 @@ from celery_live.runs.filters import RunFilter
 from celery_live.runs.history import database_events_after
 from celery_live.stream.auth import may_view, refusal_frame
 from celery_live.stream.backpressure import reclaimer, unsent_bytes_probe
+from celery_live.stream.failures import FAILURES
 from celery_live.stream.fragments import PageView, renderer
+from celery_live.stream.queues import QUEUES_VIEW
 from celery_live.stream.relay import End, is_after, relay
+from celery_live.stream.workers import VIEW as WORKERS_VIEW
+from celery_live.stream.workers import board
 
 logger = logging.getLogger(__name__)
 
@@ -303,13 +307,21 @@ class PageConsumer(LogConsumer):
     """`/ws/page/`: htmx out-of-band fragments; events that arrive together share a frame.
 
     `?view=index` (default) the launch page, `?view=detail&task=<id>` one run with its
-    timeline, `?view=list&state=...` the list, with the list page's filters.
+    timeline, `?view=list&state=...` the list, with the list page's filters, `?view=queues`
+    the queues page (stream/queues.py), `?view=failures` the failures inbox (stream/failures.py),
+    `?view=workers` the workers page (stream/workers.py).
     """
+
+    async def connect(self) -> None:
+        # Run cards say when no worker knows their task: the process's board of workers
+        # must follow the log before any card is rendered for this page.
+        await board.follow()
+        await super().connect()
 
     def check_params(self, params: dict[str, list[str]]) -> dict | None:
         kind = (params.get("view") or ["index"])[0]
-        if kind not in ("index", "detail", "list"):
-            return {"error": "view must be index, detail or list"}
+        if kind not in ("index", "detail", "list", QUEUES_VIEW, FAILURES, WORKERS_VIEW):
+            return {"error": f"view must be index, detail, list, {QUEUES_VIEW}, {FAILURES} or {WORKERS_VIEW}"}
         run_filter = None
         if kind == "list":
             run_filter, errors, _ = RunFilter.from_params({k: v[0] for k, v in params.items()})
@@ -320,7 +332,8 @@ class PageConsumer(LogConsumer):
         return None
 
     async def send_events(self, events: list[dict[str, Any]]) -> None:
-        await self.send(text_data=await renderer.frame(events, relay.log, self.view))
+        if frame := await renderer.frame(events, relay.log, self.view):
+            await self.send(text_data=frame)
 
     async def caught_up(self) -> None:
         await self.send(text_data=CAUGHT_UP)

@@ -26,6 +26,9 @@ from celery_live import launchable
 from celery_live.log.vocabulary import EVENT_KINDS, TASK_EVENT_TYPES, Event, EventType, State, state_label
 from celery_live.runs.history import AsyncLog
 from celery_live.runs.state import RunCache, RunState
+from celery_live.stream import failures, workers
+from celery_live.stream.failures import FAILURES
+from celery_live.stream.queues import QUEUES_VIEW, queue_fragment
 
 
 def run_context(run: RunState) -> dict[str, Any]:
@@ -36,8 +39,11 @@ def run_context(run: RunState) -> dict[str, Any]:
         message = run.args[0]
     return {
         "run": run,
-        "label": state_label(run.state),
+        # A chord callback waiting for its header is not queued anywhere yet.
+        "label": EVENT_KINDS[EventType.TASK_WAITING].label if run.waiting_for else state_label(run.state),
         "short_name": (run.name or "unknown task").rsplit(".", 1)[-1],
+        # Waiting in a queue no online worker can take it from (none registers the task).
+        "unknown_task": run.state == State.PENDING and workers.board.unknown_task(run.name),
         "message": message,
         "result_json": (
             json.dumps(run.result, indent=2, ensure_ascii=False) if run.state == State.SUCCESS else None
@@ -159,6 +165,12 @@ class FragmentRenderer:
     async def fragment(self, event: dict[str, Any], log: AsyncLog, view: PageView = INDEX) -> str:
         if event.get("type") == EventType.LOG_GAP:
             return render_gap_notice(event)
+        if view.kind == QUEUES_VIEW:
+            return queue_fragment(event)
+        if view.kind == workers.VIEW:
+            return workers.fragment(event)
+        if view.kind == FAILURES and not failures.wanted(event):
+            return ""
         if not (event.get("task_id") and event["type"] in TASK_EVENT_TYPES):
             return ""
         key = (event["id"], view.kind)
@@ -177,6 +189,8 @@ class FragmentRenderer:
         return cached.row_upsert if view.upsert else cached.row
 
     def _render(self, event: dict[str, Any], run: RunState, kind: str) -> Any:
+        if kind == FAILURES:
+            return failures.failure_fragment(event, run)
         if kind == "list":
             may_leave = run.state_changed or event.get("type") == EventType.TASK_RECEIVED
             return _ListParts(
@@ -205,6 +219,12 @@ class FragmentRenderer:
     async def frame(self, events: list[dict[str, Any]], log: AsyncLog, view: PageView = INDEX) -> str:
         """One WebSocket frame for consecutive events: their swaps, then the cursor."""
         parts = [await self.fragment(event, log, view) for event in events]
+        if not any(parts) and all(event.get("type") == EventType.WORKER_HEARTBEAT for event in events):
+            # Heartbeats a page does not show get no frame ("": none is sent): 20 workers
+            # beating every 2 s sent each viewer of the runs pages 10 cursor-only frames a
+            # second, 12 % of Daphne's CPU for 100 viewers (scripts/bench/monitor_cost.py).
+            # The cursor only tells a reconnect where to start; those beats show nothing then.
+            return ""
         parts.append(render_cursor(events[-1]["id"]))
         return "".join(parts)
 

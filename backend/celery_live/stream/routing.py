@@ -6,12 +6,14 @@ from channels.routing import URLRouter
 from django.urls import path
 
 from celery_live.stream.auth import UserMiddleware
+from celery_live.stream.charts import ChartsConsumer
 from celery_live.stream.consumers import EventsConsumer, PageConsumer
 from celery_live.stream.origin import SameOriginValidator
 
 websocket_urlpatterns = [
     path("ws/events/", EventsConsumer.as_asgi()),
     path("ws/page/", PageConsumer.as_asgi()),
+    path("ws/charts/", ChartsConsumer.as_asgi()),
 ]
 
 

@@ -21,6 +21,7 @@ from celery_live.control import runs as control
 from celery_live.control.launch import LaunchForm, broker_away
 from celery_live.runs import history
 from celery_live.runs.filters import STATES, RunFilter
+from celery_live.runs.relations import relations_of
 from celery_live.stream.fragments import render_card, run_context, timeline_rows
 from celery_live.web.gate import view_required
 
@@ -96,6 +97,7 @@ def task_page(request: HttpRequest, task_id: str) -> HttpResponse:
             "cursor": cursor,
             "task_id": task_id,
             "timeline": timeline_rows(run),
+            "relations": relations_of(run),
             **run_context(run),
             "can_control": allows(request.user, Action.CONTROL),
             "args_json": json.dumps(run.args, indent=2, ensure_ascii=False, default=str),

@@ -17,19 +17,44 @@ Redis (which serves ready connections first come, first served) logs it first. S
 two ever swap, the run's state does not go back: states only move forward (state.py).
 Measured with a no-op task: waiting for `received` cost the worker 8 % of its throughput.
 `sent` waits: it must be in the log before any worker can receive the task.
+
+Canvas relations come from the message (protocol 2): `parent_id`, `root_id` and `group`
+headers ride on `task.sent`. A chord's callback is sent only once its header has
+succeeded, so each header task's message carries it (the `chord` option); the first
+header message a process sends announces the callback (`task.waiting`), so its run exists
+while it waits. When a header task fails, Celery stores a ChordError for the callback in
+the result backend and never sends it: no signal fires for it anywhere, so the backend's
+`chord_error_from_stack` (every backend's one way to fail a callback) is wrapped to
+publish the callback's `task.failed` where it happens (the worker that ran the header
+task ending the chord). The reaper's reconciliation with the result backend remains the
+backstop.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import sys
 import traceback as traceback_module
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from celery import signals
+from celery import current_app, group, signals
+from celery.backends.base import Backend
+from celery.canvas import Signature, maybe_signature
 
 from celery_live.log.events import RERUN_HEADER
 from celery_live.log.publishing import get_publisher, publish
 from celery_live.log.vocabulary import EventType
-from celery_live.log.workers import current_instance
+from celery_live.log.workers import SHUT_DOWN, current_instance
+
+logger = logging.getLogger(__name__)
+
+#: Chord callbacks this process has announced (`task.waiting`), newest last: a chord's
+#: header tasks are usually all sent by one process, one after another.
+_announced: OrderedDict[str, None] = OrderedDict()
+_ANNOUNCED_MAX = 1000
 
 
 def _attempt(request: Any) -> int:
@@ -57,9 +82,12 @@ def on_before_task_publish(
     task_id = headers.get("id")
     if not task_id:  # protocol 1 message: nothing we can follow
         return
-    args, task_kwargs = [], {}
+    args, task_kwargs, embed = [], {}, {}
     if isinstance(body, (list, tuple)) and len(body) >= 2:
         args, task_kwargs = body[0], body[1]
+        embed = body[2] if len(body) >= 3 and isinstance(body[2], dict) else {}
+    if embed.get("chord") and not headers.get("retries"):
+        announce_chord_callback(embed["chord"], headers)
     publish(
         EventType.TASK_SENT,
         task_id=task_id,
@@ -72,9 +100,95 @@ def on_before_task_publish(
             "attempt": int(headers.get("retries") or 0),
             "parent_id": headers.get("parent_id"),
             "root_id": headers.get("root_id"),
+            "group_id": headers.get("group"),
             "rerun_of": headers.get(RERUN_HEADER),
         },
     )
+
+
+def _callback_tasks(callback: Any) -> Iterator[Signature]:
+    """The tasks a chord callback stands for: itself, or each task of a group callback."""
+    signature = maybe_signature(callback, app=current_app)
+    if isinstance(signature, group):
+        for task in signature.tasks:
+            yield from _callback_tasks(task)
+    elif signature is not None and signature.id:
+        yield signature
+
+
+def announce_chord_callback(callback: Any, headers: dict) -> None:
+    """Publish `task.waiting` for a chord's callback (once per process), from a header
+    task's message: Celery sends the callback only when the whole header has succeeded."""
+    try:
+        tasks = list(_callback_tasks(callback))
+    except Exception:  # a callback this process cannot read must not stop the send
+        logger.exception("celery-live: could not read the chord callback of %s", headers.get("id"))
+        return
+    group_id, root_id = headers.get("group"), headers.get("root_id")
+    for task in tasks:
+        if task.id in _announced:
+            continue
+        _announced[task.id] = None
+        if len(_announced) > _ANNOUNCED_MAX:
+            _announced.popitem(last=False)
+        publish(
+            EventType.TASK_WAITING,
+            wait=False,  # the header task's `task.sent` right after it waits for both
+            task_id=task.id,
+            name=task.task,
+            data={
+                "args": list(task.args or ()),
+                "kwargs": dict(task.kwargs or {}),
+                "queue": task.options.get("queue"),
+                # A header task sent by no task is its own root (Celery's default): then
+                # the callback's root is not known until Celery sends it.
+                "root_id": root_id if root_id != headers.get("id") else None,
+                "group_id": task.options.get("group_id") or group_id,
+                "waiting_for": f"its chord header (group {group_id})" if group_id else "its chord header",
+            },
+        )
+
+
+def publish_chord_failure(callback: Any, exc: BaseException | None, traceback: str | None) -> None:
+    """Publish `task.failed` for each run of a chord callback Celery has failed."""
+    try:
+        tasks = list(_callback_tasks(callback))
+    except Exception:
+        logger.exception("celery-live: could not read a failed chord's callback")
+        return
+    for task in tasks:
+        publish(
+            EventType.TASK_FAILED,
+            wait=False,
+            task_id=task.id,
+            name=task.task,
+            data={
+                "exception": f"{type(exc).__name__}: {exc}" if exc is not None else None,
+                "exc_type": type(exc).__name__ if exc is not None else None,
+                "traceback": traceback,
+            },
+        )
+
+
+def _publishing_chord_errors(chord_error_from_stack: Callable[..., Any]) -> Callable[..., Any]:
+    """`Backend.chord_error_from_stack`, then the callback's `task.failed` (whatever it did)."""
+
+    @functools.wraps(chord_error_from_stack)
+    def wrapper(self: Backend, callback: Any, exc: BaseException | None = None) -> Any:
+        exc = sys.exc_info()[1] if exc is None else exc
+        info = None
+        try:
+            info = chord_error_from_stack(self, callback, exc)
+            return info
+        finally:
+            publish_chord_failure(callback, exc, getattr(info, "traceback", None))
+
+    wrapper.celery_live = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+if not getattr(Backend.chord_error_from_stack, "celery_live", False):
+    Backend.chord_error_from_stack = _publishing_chord_errors(Backend.chord_error_from_stack)
 
 
 def publish_attempt(
@@ -233,7 +347,11 @@ def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
 
 @signals.worker_shutdown.connect(dispatch_uid="celery_live.worker_offline")
 def on_worker_shutdown(sender: Any = None, **kwargs: Any) -> None:
-    publish(EventType.WORKER_OFFLINE, worker=getattr(sender, "hostname", None))
+    publish(
+        EventType.WORKER_OFFLINE,
+        worker=getattr(sender, "hostname", None),
+        data={"instance": current_instance(), "reason": SHUT_DOWN},
+    )
 
 
 @signals.worker_process_shutdown.connect(dispatch_uid="celery_live.flush")

@@ -60,6 +60,9 @@ NO_INDEX = re.compile(
 WHEEL_MUST_HOLD = (
     "celery_live/templates/celery_live/base.html",
     "celery_live/static/celery_live/js/live.js",
+    # the charts' library, from npm (frontend/package.json), served from the app's own files
+    "celery_live/static/celery_live/vendor/uplot/uPlot.iife.min.js",
+    "celery_live/static/celery_live/vendor/uplot/uPlot.min.css",
     "celery_live/migrations/0001_runs_and_events.py",
 )
 

@@ -11,7 +11,7 @@
  * - "Catching up…" after a reconnect until the server says the page has all it missed.
  * - Inserting list rows the page does not have yet (a new run, or one that now matches
  *   the filters), newest first: htmx reports an out-of-band swap with no target.
- * - Local times and a ticking run time for running tasks.
+ * - Local times, a ticking run time for running tasks, and how long ago each worker beat.
  */
 (function () {
   "use strict";
@@ -177,6 +177,13 @@
     document.querySelectorAll("[data-running-since]").forEach(function (el) {
       var since = parseFloat(el.getAttribute("data-running-since"));
       if (!isNaN(since)) el.textContent = "running " + Math.max(0, now - since).toFixed(1) + " s";
+    });
+    // A worker's last heartbeat: "2 s ago", "3 min ago".
+    document.querySelectorAll("time[data-ago]").forEach(function (el) {
+      var ago = Math.max(0, Math.round(now - parseFloat(el.getAttribute("data-ago"))));
+      if (isNaN(ago)) return;
+      var text = ago < 120 ? ago + " s ago" : Math.floor(ago / 60) + " min ago";
+      if (el.textContent !== text) el.textContent = text;
     });
   }
 

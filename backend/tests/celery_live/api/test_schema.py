@@ -20,6 +20,13 @@ OPERATIONS = {
         "rerun",
         {"201", "400", "401", "403", "404", "413", "415", "429", "503"},
     ),
+    ("/api/queues/", "get"): ("list_queues", {"200", "401", "403", "503"}),
+    ("/api/workers/", "get"): ("list_workers", {"200", "401", "403", "503"}),
+    ("/api/workers/{hostname}/{action}", "post"): (
+        "control_worker",
+        {"202", "400", "401", "403", "404", "409", "413", "415", "503"},
+    ),
+    ("/api/failures/", "get"): ("list_failures", {"200", "401", "403"}),
 }
 ERRORS_REF = "#/components/schemas/Errors"
 
@@ -59,6 +66,9 @@ def test_the_list_parameters_are_the_filters_of_the_runs_page(schema):
         "worker",
         "queue",
         "q",
+        "root",
+        "group",
+        "exception",
         "time_from",
         "time_to",
         "limit",
@@ -124,10 +134,14 @@ def test_the_schema_is_also_yaml(client):
 def test_only_the_dashboards_endpoints_are_described_at_the_hosts_paths(client):
     schema = client.get("/dash/api/schema/").json()
     assert sorted(schema["paths"]) == [
+        "/dash/api/failures/",
+        "/dash/api/queues/",
         "/dash/api/tasks/",
         "/dash/api/tasks/{task_id}/",
         "/dash/api/tasks/{task_id}/rerun",
         "/dash/api/tasks/{task_id}/revoke",
+        "/dash/api/workers/",
+        "/dash/api/workers/{hostname}/{action}",
     ]
     assert 'url: "/dash/api/schema/"' in client.get("/dash/api/docs/").content.decode()
 

@@ -9,6 +9,7 @@ from celery_live.log.vocabulary import EVENT_KINDS, FINAL_STATES, STATE_KINDS, E
 
 WIRE_TYPES = [
     "task.sent",
+    "task.waiting",
     "task.received",
     "task.started",
     "task.progress",
@@ -22,6 +23,7 @@ WIRE_TYPES = [
     "worker.online",
     "worker.heartbeat",
     "worker.offline",
+    "worker.control",
     "queue.depth",
     "beat.sent",
     "log.gap",

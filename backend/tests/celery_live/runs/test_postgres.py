@@ -39,7 +39,7 @@ from celery_live.runs.recorder import Recorder
 publishing.publish("task.sent", task_id="pg-1", name="apps.assets.tasks.example_async_task",
                data={"args": [], "kwargs": {"name": "Ünïcode needle"}})
 publishing.publish("task.failed", task_id="pg-1", name="apps.assets.tasks.example_async_task",
-               data={"exception": "DemoTaskError: boom"})
+               data={"exception": "DemoTaskError: boom at 0x7f3a 3"})
 publishing.publish("task.sent", task_id="pg-2", name="apps.assets.tasks.test_task",
                data={"args": ["hay"], "kwargs": {}})
 recorder = Recorder(name="pg-test")
@@ -53,6 +53,11 @@ assert ids() == ["pg-2", "pg-1"], ids()
 assert ids(state="FAILURE") == ["pg-1"]
 assert ids(q="ünïcode") == ["pg-1"]
 assert Run.objects.get(task_id="pg-1").kwargs == {"name": "Ünïcode needle"}
+from celery_live.runs.failures import failure_groups
+groups, cursor = failure_groups()  # in REPEATABLE READ
+assert [(g.key, g.count) for g in groups] == [("DemoTaskError: boom at <id> <n>", 1)] and cursor
+assert ids(exception="DemoTaskError: boom at <id> <n>") == ["pg-1"]
+assert ids(exception="DemoTaskError: boom at <n>") == []
 print("ok", django.db.connection.vendor)
 """
 

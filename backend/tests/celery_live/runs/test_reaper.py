@@ -7,7 +7,7 @@ import pytest
 from celery_live.control import runs as control
 from celery_live.log import publishing
 from celery_live.log.store import workers_key
-from celery_live.log.workers import record_beat
+from celery_live.log.workers import WorkerRecord, read_workers, record_beat, record_worker
 from celery_live.runs import history
 from celery_live.runs.models import Run
 from celery_live.runs.reaper import Reaper
@@ -157,3 +157,32 @@ def test_terminating_a_run_whose_worker_process_is_gone_resolves_it():
     run = history.get_run("orphan")
     assert run.state == "REVOKED"
     assert "worker w@host restarted" in run.exception
+
+
+def test_a_silent_worker_instance_is_announced_offline_once_with_why(settings):
+    settings.CELERY_LIVE_WORKER_TIMEOUT = 10
+    client = publishing.get_publisher().client
+    now = time.time()
+    killed = instance(4127, now - 60)
+    record_worker(client, WorkerRecord.from_beat("w@host", now - 30, {"instance": killed}))
+    Reaper(client).mark_lost(now)
+    Reaper(client).mark_lost(now + 1)
+    offline = [e for e in history.read_after("0-0") if e["type"] == "worker.offline"]
+    assert [(e["worker"], e["data"]) for e in offline] == [
+        ("w@host", {"reason": "no heartbeat for 30 s", "instance": killed})
+    ]
+    [record] = read_workers(client, now + 1)
+    assert (record.offline_at, record.offline_reason) == (now, "no heartbeat for 30 s")
+
+
+def test_an_instance_replaced_under_its_hostname_is_offline_at_once():
+    client = publishing.get_publisher().client
+    now = time.time()
+    old, new = instance(100, now - 60), instance(200, now - 1)
+    record_worker(client, WorkerRecord.from_beat("w@host", now - 0.5, {"instance": old}))
+    record_worker(client, WorkerRecord.from_beat("w@host", now, {"instance": new}))
+    Reaper(client).mark_lost(now)
+    assert {r.instance: r.offline_reason for r in read_workers(client, now)} == {
+        new: None,
+        old: "restarted as pid 200",
+    }

@@ -102,6 +102,11 @@ def test_as_dict_has_the_documented_fields():
         "run_time",
         "last_event_id",
         "rerun_of",
+        "parent_id",
+        "root_id",
+        "group_id",
+        "children",
+        "waiting_for",
         "events",
     }
     assert data["progress"] == {"current": 2, "total": 2}
