@@ -40,6 +40,21 @@ def type_error(field: forms.Field, value: Any) -> str | None:
     return None
 
 
+SURROGATE_ERROR = "Contains an invalid character (a lone UTF-16 surrogate)."
+
+
+def flag_bad_values(form: forms.Form) -> None:
+    """Give each field of a bound `form` holding a value of the wrong type (JSON can send a
+    list, an object or a number for text) or a lone surrogate that error alone: the field's
+    own message may quote the value, which no page can then encode."""
+    for name, field in form.fields.items():
+        value = form.data.get(form.add_prefix(name))
+        problem = type_error(field, value) or (SURROGATE_ERROR if has_lone_surrogate(value) else None)
+        if problem:
+            form.errors.pop(name, None)
+            form.add_error(name, problem)
+
+
 def error_messages(form: forms.Form) -> dict[str, list[str]]:
     """A bound, invalid form's errors as `{field: [message, ...]}` (what the API answers)."""
     return {field: [e["message"] for e in errs] for field, errs in form.errors.get_json_data().items()}

@@ -16,7 +16,7 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -38,7 +38,6 @@ from celery_live.control import runs as control
 from celery_live.control.launch import LaunchForm
 from celery_live.runs.filters import RunFilter
 from celery_live.runs.relations import with_children
-from celery_live.runs.state import RunState
 from celery_live.validation import error_messages
 
 #: Runs a list answers when `limit` is not given.
@@ -117,14 +116,6 @@ class TasksView(ApiView):
         return Response({"task_id": result.id, "url": run_url(result.id)}, status=status.HTTP_201_CREATED)
 
 
-def known_run(task_id: str) -> RunState:
-    """The run, or a 404 (`control.runs.find`'s message)."""
-    try:
-        return control.find(task_id)
-    except control.ControlError as exc:
-        raise NotFound(str(exc)) from exc
-
-
 @extend_schema(
     summary="One run, with all its events",
     description="Its events from the log (and the database, for what the log no longer holds).",
@@ -138,7 +129,8 @@ class TaskView(ApiView):
     operation_ids = {"GET": "get_run"}
 
     def get(self, request: Request, task_id: str) -> Response:
-        return Response(with_children([known_run(task_id)])[0].as_dict())
+        # An unknown id: `find`'s ControlError says 404.
+        return Response(with_children([controlled(control.find, task_id)])[0].as_dict())
 
 
 def controlled(call: Any, task_id: str, **kwargs: Any) -> Any:

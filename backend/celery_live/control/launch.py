@@ -18,9 +18,8 @@ from kombu.exceptions import OperationalError
 from celery_live import launchable
 from celery_live.log.publishing import publish
 from celery_live.log.vocabulary import EventType
-from celery_live.validation import has_lone_surrogate, type_error
+from celery_live.validation import flag_bad_values
 
-SURROGATE_ERROR = "Contains an invalid character (a lone UTF-16 surrogate)."
 NOTHING_LAUNCHABLE = (
     f"Nothing can be launched here: the site declares no launchable tasks ({launchable.SETTING} is empty)."
 )
@@ -81,12 +80,7 @@ class LaunchForm(forms.Form):
             self.task_form = self.launchable.form_class(self.data, prefix=self.prefix)
             self._errors.update(self.task_form.errors)
             self.cleaned_data = {"kind": kind, **self.task_form.cleaned_data}
-        for name, field in self.fields.items():
-            value = self.data.get(self.add_prefix(name))
-            problem = type_error(field, value) or (SURROGATE_ERROR if has_lone_surrogate(value) else None)
-            if problem:
-                self._errors.pop(name, None)
-                self.add_error(name, problem)
+        flag_bad_values(self)
 
     def initial_after_launch(self) -> dict[str, Any]:
         """What the page's next form starts with: the values just sent, but for the fields

@@ -22,13 +22,12 @@ from django import forms
 from django.core.validators import RegexValidator
 from kombu.exceptions import OperationalError
 
-from celery_live.control.launch import SURROGATE_ERROR
 from celery_live.control.runs import ControlError
 from celery_live.log import store
 from celery_live.log.publishing import publish
 from celery_live.log.vocabulary import EventType
 from celery_live.log.workers import WorkerRecord, read_workers
-from celery_live.validation import has_lone_surrogate, type_error
+from celery_live.validation import flag_bad_values
 
 #: Seconds a command waits for the worker's reply.
 REPLY_TIMEOUT = 1.0
@@ -73,16 +72,8 @@ class ActionForm(forms.Form):
         """Django's validation; then a value of the wrong type (JSON can send a list, an
         object or a number for text) or a lone surrogate gets that error alone."""
         super().full_clean()
-        if not self.is_bound:
-            return
-        for name, form_field in self.fields.items():
-            value = self.data.get(name)
-            problem = type_error(form_field, value) or (
-                SURROGATE_ERROR if has_lone_surrogate(value) else None
-            )
-            if problem:
-                self._errors.pop(name, None)
-                self.add_error(name, problem)
+        if self.is_bound:
+            flag_bad_values(self)
 
     @property
     def hostname(self) -> str:

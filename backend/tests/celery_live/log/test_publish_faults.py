@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from celery_live.control.launch import SURROGATE_ERROR, LaunchForm
+from celery_live.control.launch import LaunchForm
 from celery_live.log import events, publishing, store
 from celery_live.log.vocabulary import EventType
 from celery_live.processes.redis_server import RedisServer, free_port
+from celery_live.validation import SURROGATE_ERROR
 from tests.helpers import wait_for
 from tests.paths import BACKEND_DIR
 
