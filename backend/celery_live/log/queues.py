@@ -78,8 +78,8 @@ class QueueSample:
     consumers: int = 0
     #: Hostnames of the workers that say they consume it (their heartbeats).
     workers: list[str] = field(default_factory=list)
-    #: When the queue was last seen to change (epoch seconds).
-    changed_at: float = 0.0
+    #: When the queue was last seen to change (epoch seconds); not part of what it says.
+    changed_at: float = field(default=0.0, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,7 +98,7 @@ class QueueSample:
 
     def same_as(self, other: QueueSample | None) -> bool:
         """Whether `other` says the same of the queue (when it changed aside)."""
-        return other is not None and self.as_dict() | {"changed_at": 0} == other.as_dict() | {"changed_at": 0}
+        return self == other
 
 
 def read_samples(client: redis.Redis) -> dict[str, QueueSample]:

@@ -30,7 +30,9 @@ from typing import Any
 import redis
 
 from celery_live.conf import conf
+from celery_live.log.publishing import publish
 from celery_live.log.store import worker_instances_key, worker_registered_key, workers_key
+from celery_live.log.vocabulary import EventType
 
 #: This process's instance id, once it has started beating as a worker (set_instance).
 _instance: str | None = None
@@ -40,6 +42,11 @@ _instance: str | None = None
 FORGET_AFTER = 3600.0
 #: Why an instance that said goodbye (a worker shut down) is offline.
 SHUT_DOWN = "shut down"
+
+
+def publish_offline(hostname: str | None, instance: str | None, reason: str = SHUT_DOWN) -> None:
+    """Say that a worker instance is gone (`worker.offline`), and why."""
+    publish(EventType.WORKER_OFFLINE, worker=hostname, data={"instance": instance, "reason": reason})
 
 
 def set_instance(started: float | None = None) -> str:
@@ -277,8 +284,13 @@ class WorkerRecord:
         """Beating within the timeout, and not gone offline since."""
         return self.offline_at is None and now - self.ts <= conf.WORKER_TIMEOUT
 
+    @property
+    def said_at(self) -> float:
+        """When the instance last said something: its last beat, or its going offline."""
+        return max(self.ts, self.offline_at or 0.0)
+
     def is_forgotten(self, now: float) -> bool:
-        return now - max(self.ts, self.offline_at or 0.0) > FORGET_AFTER
+        return now - self.said_at > FORGET_AFTER
 
     def gone_offline(self, reason: str, now: float) -> WorkerRecord:
         return replace(self, offline_at=now, offline_reason=reason)

@@ -42,6 +42,7 @@ from celery_live.log.workers import (
     forget_stale,
     mark_offline,
     parse_registry,
+    publish_offline,
     read_beats,
     why_gone,
 )
@@ -131,7 +132,7 @@ class Reaper:
             reason = self._offline_reason(record, records, now)
             if reason and self._once(record.instance, "offline", seconds=int(FORGET_AFTER)):
                 mark_offline(self.client, record.instance, reason, now)
-                self._publish_offline(record.hostname, record.instance, reason)
+                publish_offline(record.hostname, record.instance, reason)
         known = {record.instance for record in records}
         for name, beat in beats.items():
             if not beat.is_silent(now):
@@ -139,8 +140,10 @@ class Reaper:
             # A hostname whose instance has no record (a worker of an older version): kept
             # in the hash (so later reasons still say how long it has been silent),
             # announced once, forgotten after an hour.
-            if beat.instance not in known and self._once(f"{name}:{beat.ts}", "offline", seconds=3600):
-                self._publish_offline(name, beat.instance, f"no heartbeat for {now - beat.ts:.0f} s")
+            if beat.instance not in known and self._once(
+                f"{name}:{beat.ts}", "offline", seconds=int(FORGET_AFTER)
+            ):
+                publish_offline(name, beat.instance, f"no heartbeat for {now - beat.ts:.0f} s")
             if now - beat.ts > FORGET_AFTER:
                 self.client.hdel(workers_key(), name)
         if now >= self._next_forget:
@@ -165,9 +168,6 @@ class Reaper:
         if not record.is_online(now):
             return f"no heartbeat for {now - record.ts:.0f} s"
         return None
-
-    def _publish_offline(self, hostname: str, instance: str | None, reason: str) -> None:
-        publish(EventType.WORKER_OFFLINE, worker=hostname, data={"reason": reason, "instance": instance})
 
     def _mark_one_lost(self, run: Run, reason: str) -> bool:
         if not self._once(run.task_id, f"lost:{run.worker_instance}"):

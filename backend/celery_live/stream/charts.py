@@ -30,9 +30,9 @@ from django.urls import reverse
 
 from celery_live.conf import conf
 from celery_live.stream import stats
-from celery_live.stream.auth import may_view, refusal_frame
+from celery_live.stream.auth import refusal_frame
 from celery_live.stream.backpressure import unsent_bytes_probe
-from celery_live.stream.consumers import Close
+from celery_live.stream.consumers import Close, refusal_code
 from celery_live.stream.relay import End, Subscription, relay
 
 logger = logging.getLogger(__name__)
@@ -222,11 +222,10 @@ class ChartsConsumer(AsyncWebsocketConsumer):
         name = (params.get("name") or [stats.ALL])[0]
         self.unsent_bytes = unsent_bytes_probe(self.base_send)
         await self.accept()
-        user = self.scope.get("user")
-        if not await may_view(user):
-            logged_in = user is not None and user.is_authenticated
+        refusal = await refusal_code(self.scope.get("user"))
+        if refusal is not None:
             await self.send(text_data=json.dumps(refusal_frame()))
-            await self.close(code=int(Close.FORBIDDEN if logged_in else Close.LOGIN_REQUIRED))
+            await self.close(code=int(refusal))
             return
         try:
             await hub.join(self, name)

@@ -70,6 +70,14 @@ CATCH_UP_PATIENCE = 5.0
 CAUGHT_UP = '<span id="live-status" hx-swap-oob="true" data-state="live"></span>'
 
 
+async def refusal_code(user: Any) -> Close | None:
+    """The code a socket of `user` is closed with in login mode (None: it may watch)."""
+    if await may_view(user):
+        return None
+    logged_in = user is not None and user.is_authenticated
+    return Close.FORBIDDEN if logged_in else Close.LOGIN_REQUIRED
+
+
 class Behind(Exception):
     """The viewer has not taken what was sent to it: close it with `Close.BEHIND`."""
 
@@ -110,10 +118,9 @@ class LogConsumer(AsyncWebsocketConsumer):
         self.skip_through: str | None = None
         self.unsent_bytes = unsent_bytes_probe(self.base_send)
         self.max_unsent = conf.VIEWER_MAX_BUFFER
-        user = self.scope.get("user")
-        if not await may_view(user):  # before subscribing: not one event reaches it
-            logged_in = user is not None and user.is_authenticated
-            await self._end(Close.FORBIDDEN if logged_in else Close.LOGIN_REQUIRED, refusal_frame())
+        refusal = await refusal_code(self.scope.get("user"))
+        if refusal is not None:  # before subscribing: not one event reaches it
+            await self._end(refusal, refusal_frame())
             return
         error = self.check_params(params) or since_error(since)
         head = None

@@ -179,7 +179,7 @@ class WorkerBoard:
         of the two, the newer word on an instance wins)."""
         for record in records:
             known = self.instances.get(record.instance)
-            if known is None or _said_at(record) >= _said_at(known):
+            if known is None or record.said_at >= known.said_at:
                 self.instances[record.instance] = record
         self._forget(now)
         self.loaded = True
@@ -264,10 +264,6 @@ class WorkerBoard:
             return
         self.instances = {record.instance: record for record in records}
         self.loaded = True
-
-
-def _said_at(record: WorkerRecord) -> float:
-    return max(record.ts, record.offline_at or 0.0)
 
 
 board = WorkerBoard()

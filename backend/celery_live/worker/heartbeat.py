@@ -43,6 +43,7 @@ from celery_live.log.workers import (
     WorkerRecord,
     forget_instance,
     mark_offline,
+    publish_offline,
     record_worker,
     set_instance,
 )
@@ -209,8 +210,4 @@ class LiveHeartbeat(bootsteps.StartStopStep):
             mark_offline(client, self.instance, SHUT_DOWN)
             forget_instance(client, worker.hostname, self.instance)
         if announce:
-            publish(
-                EventType.WORKER_OFFLINE,
-                worker=worker.hostname,
-                data={"instance": self.instance, "reason": SHUT_DOWN},
-            )
+            publish_offline(worker.hostname, self.instance)

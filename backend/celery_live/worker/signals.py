@@ -47,7 +47,7 @@ from celery.canvas import Signature, maybe_signature
 from celery_live.log.events import RERUN_HEADER
 from celery_live.log.publishing import get_publisher, publish
 from celery_live.log.vocabulary import EventType
-from celery_live.log.workers import SHUT_DOWN, current_instance
+from celery_live.log.workers import current_instance, publish_offline
 
 logger = logging.getLogger(__name__)
 
@@ -347,11 +347,7 @@ def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
 
 @signals.worker_shutdown.connect(dispatch_uid="celery_live.worker_offline")
 def on_worker_shutdown(sender: Any = None, **kwargs: Any) -> None:
-    publish(
-        EventType.WORKER_OFFLINE,
-        worker=getattr(sender, "hostname", None),
-        data={"instance": current_instance(), "reason": SHUT_DOWN},
-    )
+    publish_offline(getattr(sender, "hostname", None), current_instance())
 
 
 @signals.worker_process_shutdown.connect(dispatch_uid="celery_live.flush")
