@@ -9,11 +9,13 @@ from celery_live.stream.auth import UserMiddleware
 from celery_live.stream.charts import ChartsConsumer
 from celery_live.stream.consumers import EventsConsumer, PageConsumer
 from celery_live.stream.origin import SameOriginValidator
+from celery_live.stream.presenter import PresenterConsumer
 
 websocket_urlpatterns = [
     path("ws/events/", EventsConsumer.as_asgi()),
     path("ws/page/", PageConsumer.as_asgi()),
     path("ws/charts/", ChartsConsumer.as_asgi()),
+    path("ws/present/", PresenterConsumer.as_asgi()),
 ]
 
 
