@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
-from celery_live.log.vocabulary import EVENT_KINDS, TASK_EVENT_TYPES, Event, EventType
+from celery_live.log.vocabulary import EVENT_KINDS, TASK_EVENT_TYPES, Event, EventType, ProcessRole
 
 VERSION = 1
 
@@ -33,6 +35,27 @@ RERUN_HEADER = "celery_live_rerun_of"
 
 class InvalidEvent(ValueError):
     """An event that does not follow the format."""
+
+
+#: What this process is (`set_process_role`): every process that loads Django starts as web.
+_role = ProcessRole.WEB
+#: A role for one thread only: a worker embedded in another process (tests' in-thread
+#: worker) is a worker in its own thread and leaves the rest of the process as it was.
+_thread_role = threading.local()
+
+
+def set_process_role(role: ProcessRole, *, thread_only: bool = False) -> None:
+    """Say what this process (or only the calling thread) is, for its events' "process"."""
+    global _role
+    if thread_only:
+        _thread_role.role = role
+    else:
+        _role = role
+
+
+def process_role() -> ProcessRole:
+    """The role the calling thread's events carry (`set_process_role`)."""
+    return getattr(_thread_role, "role", _role)
 
 
 def make_event(
@@ -47,7 +70,8 @@ def make_event(
 ) -> Event:
     """Build and validate an event (without `id`/`seq`, which publishing assigns).
 
-    The state is the one its type implies (vocabulary.EVENT_KINDS) unless `state` is given.
+    The state is the one its type implies (vocabulary.EVENT_KINDS) unless `state` is given;
+    `data["process"]` is this process's role (`process_role`) unless `data` says it.
     """
     kind = EVENT_KINDS.get(type)
     if kind is None:
@@ -66,9 +90,24 @@ def make_event(
         "ts": time.time() if ts is None else ts,
         "uid": os.urandom(8).hex(),
         "worker": worker,
-        "data": jsonable(data or {}),
+        "data": jsonable({"process": str(process_role()), **(data or {})}),
     }
     return event
+
+
+def epoch(value: str | datetime | None) -> float | None:
+    """Epoch seconds of an ISO 8601 time (a message's `eta`) or a datetime; None if it is
+    neither. A time without a zone is UTC (Celery's default)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
 
 
 def jsonable(value: Any) -> Any:

@@ -89,6 +89,11 @@ def pruned_runs_key() -> str:
     return f"{conf.STREAM_KEY}:pruned-runs"
 
 
+def beat_schedule_key() -> str:
+    """Beat's schedule as its process last wrote it, a hash by entry name (log/beat.py)."""
+    return f"{conf.STREAM_KEY}:beat-schedule"
+
+
 _client: redis.Redis | None = None
 
 

@@ -45,6 +45,9 @@ class Run(models.Model):
     root_id = models.CharField(max_length=155, blank=True, default="", db_index=True)
     group_id = models.CharField(max_length=155, blank=True, default="", db_index=True)
     waiting_for = models.CharField(max_length=255, blank=True, default="")
+    attempts = models.JSONField(default=list)
+    eta = models.FloatField(null=True)
+    max_retries = models.IntegerField(null=True)
     #: Lower-cased JSON of args, kwargs and result, for free-text search.
     search = models.TextField(blank=True, default="")
 

@@ -10,6 +10,12 @@ attempt's `received`/`started` move it on.
 One exception to "final stays final": a run marked LOST (its worker died) that a worker
 receives again is a redelivery (acks_late; a Redis broker redelivers unacked tasks), so
 it becomes a new attempt of the same run instead of staying lost.
+
+Each attempt also keeps its own record (`RunState.attempts`): its state, the worker that
+took it, when it started and ended, its error and, when it ended in a retry, when the
+next one is due. A retry's next message (`task.sent` of attempt n + 1, which Celery sends
+before `task.retried` of attempt n) opens the next attempt's record without moving the
+run: the run stays RETRY until a worker receives the next attempt.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import Field, dataclass, field, fields, replace
 from typing import Any, Literal
 
-from celery_live.log.events import parse_id
+from celery_live.log.events import epoch, parse_id
 from celery_live.log.vocabulary import FINAL_STATES, RUNNING_STATES, Event, EventType, State, state_rank
 
 
@@ -59,9 +65,37 @@ def kept(**how: Any) -> dict[str, Kept]:
 
 #: The canvas relations a run's events carry (`RunState.parent_id`, …), in their data.
 RELATIONS = ("parent_id", "root_id", "group_id")
+#: The relations a run never has to itself, whatever its events say: a retry's message names
+#: the run as its own parent (Celery sends it from within the run). A run sent by no task is
+#: its own root, though, and keeps that.
+NOT_ITSELF = frozenset({"parent_id"})
 
 #: Field metadata for the fold's own bookkeeping, which neither the row nor the API keeps.
 IN_MEMORY = kept(row=False, api=False)
+
+#: The states that end one attempt (a retry ends it; the run goes on with the next).
+_ATTEMPT_ENDS = FINAL_STATES | {State.RETRY}
+#: What an attempt's error is, by the event type that says it (`RunState.attempts`).
+_ATTEMPT_ERROR = {
+    EventType.TASK_FAILED: "exception",
+    EventType.TASK_RETRIED: "exception",
+    EventType.TASK_REVOKED: "reason",
+    EventType.TASK_REJECTED: "reason",
+    EventType.TASK_LOST: "reason",
+}
+
+
+def new_attempt(number: int) -> dict[str, Any]:
+    """The record of attempt `number` (Celery's `retries`: 0 is the first) before any event."""
+    return {
+        "attempt": number,
+        "state": str(State.PENDING),
+        "worker": None,
+        "started": None,
+        "ended": None,
+        "error": None,
+        "retry_at": None,
+    }
 
 
 @dataclass
@@ -109,6 +143,13 @@ class RunState:
     children: list[str] = field(default_factory=list, metadata=kept(row=False))
     #: What a run that is not sent yet waits for (a chord callback: its header).
     waiting_for: str | None = None
+    #: One record per attempt, oldest first (`new_attempt`; written once per change, never
+    #: in place, so a snapshot keeps the list it had).
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    #: When the current attempt's message may run (epoch; a countdown, an ETA, a retry's delay).
+    eta: float | None = None
+    #: How many retries its task allows, if the worker said (None: no limit, or not known).
+    max_retries: int | None = None
     first_seen: float | None = field(default=None, metadata=kept(api=False))
     last_event_at: float | None = field(default=None, metadata=kept(api=False))
     #: The run's events (the database keeps them as its own rows; `as_dict` adds them).
@@ -198,17 +239,24 @@ class RunState:
             self.worker = event["worker"]
         if etype == EventType.TASK_RECEIVED and data.get("instance"):
             self.worker_instance = data["instance"]
-        if "args" in data and not self.args:
+        # The first message's arguments win over an announcement's (a chain step gets the
+        # previous step's result first); a retry's message does not change them.
+        first_sent = etype == EventType.TASK_SENT and self.sent_at is None
+        if "args" in data and (not self.args or first_sent):
             self.args = list(data.get("args") or [])
-        if "kwargs" in data and not self.kwargs:
+        if "kwargs" in data and (not self.kwargs or first_sent):
             self.kwargs = dict(data.get("kwargs") or {})
+        if data.get("max_retries") is not None:
+            self.max_retries = int(data["max_retries"])
         if data.get("queue") and not self.queue:
             self.queue = data["queue"]
         if data.get("rerun_of") and not self.rerun_of:
             self.rerun_of = data["rerun_of"]
         for relation in RELATIONS:
-            if data.get(relation) and not getattr(self, relation):
-                setattr(self, relation, data[relation])
+            value = data.get(relation)
+            itself = relation in NOT_ITSELF and value == self.task_id
+            if value and not itself and not getattr(self, relation):
+                setattr(self, relation, value)
 
         # Waiting lasts until the run is sent or ends (the announcement may come late).
         if etype == EventType.TASK_WAITING:
@@ -218,6 +266,8 @@ class RunState:
             self.waiting_for = None
         if etype == EventType.TASK_SENT:
             self.sent_at = ts if self.sent_at is None else min(self.sent_at, ts)
+            if int(data.get("attempt") or 0) >= self.attempt:  # not an older attempt's message
+                self.eta = epoch(data.get("eta"))
         elif etype == EventType.TASK_RECEIVED:
             self.received_at = ts if self.received_at is None else min(self.received_at, ts)
         elif etype == EventType.TASK_STARTED:
@@ -246,9 +296,50 @@ class RunState:
         if etype == EventType.TASK_RECEIVED and self.state == State.LOST:
             self.state, self.attempt, self.finished_at = State.PENDING, self.attempt + 1, None
             data = {**data, "attempt": self.attempt}
-        self._move(event.get("state"), data.get("attempt"), ts)
+        self._fold_attempt(event, data)
+        if not (etype == EventType.TASK_SENT and data.get("attempt")):  # a retry's message: see above
+            self._move(event.get("state"), data.get("attempt"), ts)
         self.state_changed = self.state != before
         return self
+
+    def _fold_attempt(self, event: Event, data: dict[str, Any]) -> None:
+        """Update the record of the attempt `event` is about (`attempts`)."""
+        etype, state, ts = event.get("type"), event.get("state"), event.get("ts")
+        number = data.get("attempt")
+        if number is None and etype in (EventType.TASK_RECEIVED, EventType.TASK_STARTED):
+            number = self.attempt
+        if number is None:
+            # An event that does not say its attempt (the worker's main process failing a
+            # task at its hard time limit; a loss) is about the newest one, if any ran.
+            if not self.attempts or state is None or etype == EventType.TASK_SENT:
+                return
+            number = self.attempts[-1]["attempt"]
+        elif etype == EventType.TASK_WAITING or state is None:
+            return
+        number = int(number)
+        index = next((i for i, a in enumerate(self.attempts) if a["attempt"] == number), None)
+        entry = dict(new_attempt(number) if index is None else self.attempts[index])
+        if entry["state"] not in _ATTEMPT_ENDS and (
+            state in _ATTEMPT_ENDS or state_rank(state) > state_rank(entry["state"])
+        ):
+            entry["state"] = str(state)
+        if event.get("worker") and (etype == EventType.TASK_RECEIVED or entry["worker"] is None):
+            entry["worker"] = event["worker"]
+        if etype == EventType.TASK_STARTED and ts is not None:
+            entry["started"] = ts if entry["started"] is None else min(entry["started"], ts)
+        if state in _ATTEMPT_ENDS and entry["ended"] is None:
+            entry["ended"] = ts
+        if etype in _ATTEMPT_ERROR:
+            entry["error"] = data.get(_ATTEMPT_ERROR[etype]) or data.get("reason") or entry["error"]
+        if etype == EventType.TASK_RETRIED:
+            entry["retry_at"] = data.get("retry_at")
+        attempts = list(self.attempts)
+        if index is None:
+            attempts.append(entry)
+            attempts.sort(key=lambda a: a["attempt"])
+        else:
+            attempts[index] = entry
+        self.attempts = attempts
 
     def _move(self, new_state: str | None, attempt: int | None, ts: float | None) -> None:
         if new_state is None or self.is_final:
@@ -256,6 +347,8 @@ class RunState:
         if new_state in FINAL_STATES:
             self.state = new_state
             self.finished_at = ts
+            if attempt is not None:  # the attempt that ended it, even if its start comes late
+                self.attempt = max(self.attempt, int(attempt))
             if new_state == State.SUCCESS and self.total:
                 self.current = max(self.current, self.total)
             return

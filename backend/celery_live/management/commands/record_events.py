@@ -11,6 +11,8 @@ import threading
 
 from django.core.management.base import BaseCommand
 
+from celery_live.log.events import set_process_role
+from celery_live.log.vocabulary import ProcessRole
 from celery_live.runs.recorder import Recorder
 
 
@@ -18,6 +20,7 @@ class Command(BaseCommand):
     help = "Record celery-live events and runs to the database until interrupted."
 
     def handle(self, *args, **options):
+        set_process_role(ProcessRole.RECORDER)  # what it publishes (the reaper's events) says so
         stop = threading.Event()
         # SIGTERM (supervisors, docker stop) finishes the batch in hand, like Ctrl-C.
         signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())

@@ -158,3 +158,36 @@ def test_an_event_with_a_lone_surrogate_is_published_with_a_replacement_characte
     assert [e["data"]["result"] for e in stored] == ["lone \ufffd", ["\ufffd\U0001f600"]]
     assert history.task_events("sur\ufffd")[0]["data"]["message"] == "id too"
     assert publishing.utf8("fine \U0001f600") == "fine \U0001f600".encode()
+
+
+def test_every_event_says_which_kind_of_process_made_it_unless_its_data_does():
+    assert events.make_event("task.sent", task_id="t")["data"]["process"] == "web"
+    assert type(events.make_event("task.sent", task_id="t")["data"]["process"]) is str  # JSON data
+    given = events.make_event("log.gap", data={"process": "host:12"})
+    assert given["data"]["process"] == "host:12"
+
+
+def test_a_thread_can_take_a_role_that_leaves_the_rest_of_the_process_alone():
+    import threading
+
+    from celery_live.log.vocabulary import ProcessRole
+
+    seen = {}
+
+    def embedded_worker():
+        events.set_process_role(ProcessRole.WORKER, thread_only=True)
+        seen["worker"] = events.make_event("task.received", task_id="t")["data"]["process"]
+
+    thread = threading.Thread(target=embedded_worker)
+    thread.start()
+    thread.join()
+    assert seen == {"worker": "worker"}
+    assert events.make_event("task.sent", task_id="t")["data"]["process"] == "web"
+
+
+def test_epoch_reads_message_etas_with_or_without_a_zone():
+    assert events.epoch("2026-12-01T00:00:10+00:00") == 1796083210.0
+    assert events.epoch("2026-12-01T01:00:10+01:00") == 1796083210.0
+    assert events.epoch("2026-12-01T00:00:10") == 1796083210.0  # no zone: UTC
+    assert events.epoch("soon") is None
+    assert events.epoch(None) is None

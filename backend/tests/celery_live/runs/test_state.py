@@ -56,14 +56,15 @@ def test_the_same_event_twice_counts_once():
 
 
 def test_a_retry_is_a_new_attempt_that_moves_the_run_on():
-    retried = event("task.retried", "RETRY", 4, reason="try again")
-    resent = event("task.sent", "PENDING", 5, attempt=1)
+    # Celery sends the next attempt's message before it signals the retry.
+    resent = event("task.sent", "PENDING", 4, attempt=1)
+    retried = event("task.retried", "RETRY", 5, reason="try again")
     received_again = event("task.received", "RECEIVED", 6, attempt=1)
     started_again = event("task.started", "STARTED", 7, attempt=1)
-    run = fold("t1", [SENT, RECEIVED, STARTED, retried])
-    assert run.state == "RETRY"
-    run.apply(resent)
-    assert (run.state, run.attempt) == ("PENDING", 1)
+    run = fold("t1", [SENT, RECEIVED, STARTED, resent])
+    assert (run.state, run.attempt) == ("STARTED", 0)  # the next message alone moves nothing
+    run.apply(retried)
+    assert (run.state, run.attempt) == ("RETRY", 0)
     run.apply(received_again).apply(started_again)
     assert (run.state, run.attempt) == ("STARTED", 1)
 
@@ -107,6 +108,9 @@ def test_as_dict_has_the_documented_fields():
         "group_id",
         "children",
         "waiting_for",
+        "attempts",
+        "eta",
+        "max_retries",
         "events",
     }
     assert data["progress"] == {"current": 2, "total": 2}
@@ -139,3 +143,110 @@ def test_a_snapshot_keeps_the_runs_fields_as_they_were():
     assert snapshot.search_text == run.search_text
     assert snapshot.events == []
     assert len(run.events) == 7
+
+
+def retried_run():
+    """Attempt 0 fails and retries (Celery's order: the next message first), attempt 1 succeeds."""
+    resent = event("task.sent", "PENDING", 4, attempt=1, eta="2026-12-01T00:00:10+00:00")
+    resent["worker"] = None  # the message says no worker
+    return [
+        SENT,
+        RECEIVED,
+        event("task.started", "STARTED", 3, max_retries=3),
+        resent,
+        event(
+            "task.retried",
+            "RETRY",
+            5,
+            reason="Retry in 10s: DemoTaskError('boom')",
+            exception="DemoTaskError: boom",
+            retry_at=1796083210.0,
+            max_retries=3,
+        ),
+        event("task.received", "RECEIVED", 6, attempt=1),
+        event("task.started", "STARTED", 7, attempt=1),
+        event("task.succeeded", "SUCCESS", 8, attempt=1, result=42),
+    ]
+
+
+def test_each_attempt_keeps_its_worker_times_error_and_next_due_time():
+    run = fold("t1", retried_run())
+    assert run.state == "SUCCESS"
+    assert (run.attempt, run.max_retries) == (1, 3)
+    assert run.attempts == [
+        {
+            "attempt": 0,
+            "state": "RETRY",
+            "worker": "celery@w",
+            "started": 1003.0,
+            "ended": 1005.0,
+            "error": "DemoTaskError: boom",
+            "retry_at": 1796083210.0,
+        },
+        {
+            "attempt": 1,
+            "state": "SUCCESS",
+            "worker": "celery@w",
+            "started": 1007.0,
+            "ended": 1008.0,
+            "error": None,
+            "retry_at": None,
+        },
+    ]
+    assert run.eta == 1796083210.0  # the retry's message: 2026-12-01T00:00:10Z
+
+
+def test_attempts_fold_the_same_whatever_the_order_and_however_often():
+    events = retried_run()
+    in_order = fold("t1", events)
+    shuffled = fold("t1", [events[i] for i in (7, 5, 2, 4, 0, 6, 3, 1, 4, 7)])
+    assert shuffled.attempts == in_order.attempts
+    assert (shuffled.state, shuffled.attempt, shuffled.eta) == ("SUCCESS", 1, in_order.eta)
+
+
+def test_a_run_waits_in_retry_until_its_next_attempt_is_received():
+    events = retried_run()
+    run = fold("t1", events[:5])
+    assert (run.state, run.attempt) == ("RETRY", 0)
+    assert [a["state"] for a in run.attempts] == ["RETRY", "PENDING"]
+    assert run.attempts[1]["worker"] is None
+
+
+def test_an_older_messages_eta_does_not_replace_the_current_one():
+    late_first = event("task.sent", "PENDING", 9, eta="2026-12-01T00:00:00")  # no zone: UTC
+    run = fold("t1", retried_run()[:6])
+    run.apply(late_first)
+    assert run.eta == 1796083210.0
+    assert fold("t1", [late_first]).eta == 1796083200.0
+
+
+def test_a_snapshot_keeps_the_attempts_it_had():
+    run = fold("t1", retried_run()[:5])
+    snapshot = run.snapshot()
+    for later in retried_run()[5:]:
+        run.apply(later)
+    assert [a["state"] for a in snapshot.attempts] == ["RETRY", "PENDING"]
+    assert [a["state"] for a in run.attempts] == ["RETRY", "SUCCESS"]
+
+
+def test_a_failure_the_worker_reports_without_an_attempt_ends_the_newest_one():
+    hard_limit = event("task.failed", "FAILURE", 9, exception="TimeLimitExceeded: 1")
+    hard_limit["data"]["attempt"] = None
+    run = fold("t1", [*retried_run()[:7], hard_limit])
+    assert run.state == "FAILURE"
+    assert run.attempts[-1] == {**run.attempts[-1], "state": "FAILURE", "error": "TimeLimitExceeded: 1"}
+
+
+def test_a_run_never_sent_has_no_attempt():
+    waiting = event("task.waiting", "PENDING", 1, waiting_for="step 1 of the chain (abcdef12)")
+    never = event("task.revoked", "REVOKED", 2, never_sent=True, reason="never sent: step x failed")
+    for e in (waiting, never):
+        del e["data"]["attempt"]
+    run = fold("t1", [waiting, never])
+    assert (run.state, run.attempts, run.exception) == ("REVOKED", [], "never sent: step x failed")
+
+
+def test_the_first_messages_arguments_win_over_an_announcements():
+    waiting = event("task.waiting", "PENDING", 1, args=[], kwargs={"delay": 0})
+    sent = event("task.sent", "PENDING", 2, args=[7], kwargs={"delay": 0})
+    assert fold("t1", [waiting, sent]).args == [7]

@@ -1,16 +1,18 @@
 """Celery signals publish one event each, in order, through a real worker."""
 
 import os
-import signal
 import subprocess
 import sys
 
+import pytest
 from celery import shared_task
 
 from apps.assets.tasks import example_async_task
+from celery_live.log.events import epoch
 from celery_live.runs import history
 from config.celery import app
-from tests.helpers import final_run, wait_for
+from tests.celery_live.worker.tasks import always_fails, retry_twice
+from tests.helpers import celery_process, final_run, processes_of, record_all, wait_for
 from tests.paths import BACKEND_DIR
 
 BACKEND = BACKEND_DIR
@@ -82,36 +84,12 @@ def test_revoking_a_waiting_task_logs_revoked(celery_worker):
 
 def test_a_real_worker_announces_itself_online_and_offline():
     # worker_ready fires only in the CLI worker, so this one is a real subprocess.
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-P",
-            "solo",
-            "-n",
-            "probe@test",
-            "--without-mingle",
-            "--without-gossip",
-            "-l",
-            "warning",
-        ],
-        cwd=BACKEND,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    argv = ["worker", "-P", "solo", "-n", "probe@test"]
+    argv += ["--without-mingle", "--without-gossip", "-l", "warning"]
+    with celery_process(*argv):
         wait_for(
             lambda: ("worker.online", "probe@test") in worker_events(), timeout=30, message="worker.online"
         )
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(20)
     assert ("worker.offline", "probe@test") in worker_events()
 
 
@@ -140,3 +118,70 @@ def test_instrumentation_off_connects_no_handler_even_after_django_checks():
     ).stdout.strip()
     assert count("1") == "3"
     assert count("0") == "0"
+
+
+@pytest.mark.django_db
+def test_each_attempt_is_kept_with_its_error_and_when_the_next_one_is_due(client, celery_worker):
+    result = retry_twice.delay()
+    run = final_run(result.id)
+    assert (run.state, run.attempt, run.max_retries) == ("SUCCESS", 2, 2)
+    assert [(a["attempt"], a["state"]) for a in run.attempts] == [(0, "RETRY"), (1, "RETRY"), (2, "SUCCESS")]
+    assert [a["error"] for a in run.attempts] == [
+        "RuntimeError: attempt 0 failed",
+        "RuntimeError: attempt 1 failed",
+        None,
+    ]
+    events = history.task_events(result.id)
+    sent = [e for e in events if e["type"] == "task.sent"]
+    retried = [e for e in events if e["type"] == "task.retried"]
+    # Celery sends a retry from within the run: its message names the run as its parent.
+    assert (sent[1]["data"]["parent_id"], run.parent_id) == (result.id, None)
+    for attempt, (resent, retry) in enumerate(zip(sent[1:], retried, strict=True)):
+        # Celery sends the next attempt (from the worker) before it signals the retry.
+        assert events.index(resent) < events.index(retry)
+        assert (resent["data"]["attempt"], retry["data"]["attempt"]) == (attempt + 1, attempt)
+        assert retry["data"]["max_retries"] == 2
+        # `retry_at` is the retry's countdown from now: the next message's ETA.
+        assert abs(retry["data"]["retry_at"] - run.attempts[attempt]["retry_at"]) < 1e-6
+        assert abs(retry["data"]["retry_at"] - (retry["ts"] + 0.2)) < 0.1
+        assert abs(retry["data"]["retry_at"] - epoch(resent["data"]["eta"])) < 0.1
+    for earlier, later in zip(run.attempts, run.attempts[1:], strict=False):
+        assert earlier["ended"] <= later["started"]
+        assert later["started"] >= earlier["retry_at"] - 0.05  # not before it was due
+    assert run.eta == epoch(sent[-1]["data"]["eta"])
+    assert all(a["worker"] for a in run.attempts)
+
+    record_all()
+    api = client.get(f"/api/tasks/{result.id}/").json()
+    assert (api["attempts"], api["eta"], api["max_retries"]) == (run.attempts, run.eta, 2)
+
+
+def test_an_autoretry_that_runs_out_fails_its_last_attempt(celery_worker):
+    result = always_fails.delay()
+    run = final_run(result.id)
+    assert (run.state, run.max_retries) == ("FAILURE", 1)
+    assert [(a["state"], a["error"]) for a in run.attempts] == [
+        ("RETRY", "RuntimeError: still broken"),
+        ("FAILURE", "RuntimeError: still broken"),
+    ]
+
+
+def test_the_in_thread_worker_says_worker_and_the_test_that_sends_says_web(celery_worker):
+    result = example_async_task.delay("Bob", 1, delay=0)
+    final_run(result.id)
+    assert processes_of(result.id) == {
+        "task.sent": "web",
+        "task.received": "worker",
+        "task.started": "worker",
+        "task.progress": "worker",
+        "task.succeeded": "worker",
+    }
+
+
+def test_a_countdown_run_knows_when_it_may_start(celery_worker):
+    result = example_async_task.apply_async(("Soon", 1), {"delay": 0}, countdown=0.5)
+    run = final_run(result.id)
+    assert run.state == "SUCCESS"
+    assert abs(run.eta - (run.sent_at + 0.5)) < 0.1
+    assert run.started_at >= run.eta - 0.05
+    assert run.attempts[0]["started"] == run.started_at
