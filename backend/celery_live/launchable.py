@@ -16,20 +16,27 @@ The form validates what a person or a program asks for. Its cleaned data, withou
 fields left empty (so the task's own defaults apply), are the task's keyword arguments,
 unless the form builds them itself in a `task_kwargs()` method. After a launch the page's
 form keeps the values sent, except the fields the form lists in `reset_after_launch`.
+
+Without a `form_class`, the form is built from the task's signature (`control/signature.py`,
+`form_class_of`):
+`Launchable(kind="add", task="shop.tasks.add")` is enough for `def add(x: int, y: int = 2)`.
+
+A re-run with changes starts from the run's arguments: the form's `initial_from_kwargs(kwargs)`
+(a classmethod) maps the task's keyword arguments back to its fields; without one, the
+arguments named as fields are taken as they are.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from celery import current_app
 from celery.app.task import Task
 from django import forms
 from django.core.exceptions import ImproperlyConfigured
-from django.utils.module_loading import import_string
 
+from celery_live import declarations
 from celery_live.conf import PREFIX, conf
 
 SETTING = f"{PREFIX}LAUNCHABLE_TASKS"
@@ -41,12 +48,13 @@ class Launchable:
 
     `kind` names it in the page's form and the API (`{"kind": "resize", ...}`); `task` is
     the Celery task or its registered name; `form_class` is the Django form validating its
-    input; `label` and `description` are what the page shows of it.
+    input (None: one built from the task's signature); `label` and `description` are what
+    the page shows of it.
     """
 
     kind: str
     task: str | Task
-    form_class: type[forms.BaseForm]
+    form_class: type[forms.BaseForm] | None = None
     label: str = ""
     description: str = ""
 
@@ -83,13 +91,12 @@ def declared() -> dict[str, Launchable]:
     Loaded once for each value of the setting (a changed setting, as tests make, counts at
     once): every card the page renders asks which tasks may be re-run, in Daphne's loop.
     """
-    paths = conf.LAUNCHABLE_TASKS
-    if not isinstance(paths, (list, tuple)):
-        raise ImproperlyConfigured(f"{SETTING} must be a list of dotted paths, not {paths!r}")
-    for path in paths:
-        if not isinstance(path, str):
-            raise ImproperlyConfigured(f"{SETTING}: {path!r} is not a dotted path")
-    return _declared(tuple(paths))
+    return declarations.load(SETTING, conf.LAUNCHABLE_TASKS, Launchable, "kind", _problem)
+
+
+def kind_of(task_name: str) -> Launchable | None:
+    """The first declared launchable sending the task named `task_name` (None: none does)."""
+    return next((item for item in declared().values() if item.task_name == task_name), None)
 
 
 def declared_task_names() -> set[str]:
@@ -97,37 +104,14 @@ def declared_task_names() -> set[str]:
     return {item.task_name for item in declared().values()}
 
 
-@cache
-def _declared(paths: tuple[str, ...]) -> dict[str, Launchable]:
-    found: dict[str, Launchable] = {}
-    for path in paths:
-        item = _load(path)
-        if item.kind in found:
-            raise ImproperlyConfigured(f"{SETTING}: {path!r} repeats the kind {item.kind!r}")
-        found[item.kind] = item
-    return found
-
-
-def _load(path: str) -> Launchable:
-    """The `Launchable` at dotted `path`; ImproperlyConfigured naming the entry if it is not one."""
-    try:
-        item = import_string(path)
-    except ImportError as exc:
-        raise ImproperlyConfigured(f"{SETTING}: cannot import {path!r}: {exc}") from exc
-    problem = _problem(item)
-    if problem:
-        raise ImproperlyConfigured(f"{SETTING}: {path!r} {problem}")
-    return item
-
-
-def _problem(item: Any) -> str:
-    """What is wrong with a declared object ("" if nothing)."""
-    if not isinstance(item, Launchable):
-        return f"is a {type(item).__name__}, not a celery_live.launchable.Launchable"
+def _problem(item: Launchable) -> str:
+    """What is wrong with a declared launchable ("" if nothing)."""
     if not isinstance(item.kind, str) or not item.kind:
         return f"needs a kind (a non-empty string), not {item.kind!r}"
     if not isinstance(item.task, Task) and not (isinstance(item.task, str) and item.task):
         return f"needs a task (a Celery task or its name), not {item.task!r}"
-    if not (isinstance(item.form_class, type) and issubclass(item.form_class, forms.BaseForm)):
-        return f"needs a form_class (a Django form class), not {item.form_class!r}"
+    if item.form_class is not None and not (
+        isinstance(item.form_class, type) and issubclass(item.form_class, forms.BaseForm)
+    ):
+        return f"needs a form_class (a Django form class, or None), not {item.form_class!r}"
     return ""

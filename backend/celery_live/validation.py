@@ -31,8 +31,8 @@ def type_error(field: forms.Field, value: Any) -> str | None:
     A form takes single values; JSON can send lists, objects, numbers and booleans where
     text belongs, which Django's fields would turn into their `str()` ("['a', 'b']").
     """
-    if value is None or isinstance(value, str):
-        return None
+    if value is None or isinstance(value, str) or isinstance(field, forms.JSONField):
+        return None  # a JSON field takes any JSON value
     if isinstance(value, (list, dict)):
         return "Must be a single value, not a list or an object."
     if isinstance(field, forms.CharField):

@@ -35,6 +35,12 @@ def noop() -> None:
 
 
 @shared_task
+def add(x: int, y: int = 2) -> int:
+    """Add two numbers (its launch form is built from this signature)."""
+    return x + y
+
+
+@shared_task
 def test_task(message: str, delay: float | None = None) -> str:
     """Sleep (2 s by default) and return ``"Processed: {message}"``."""
     time.sleep(_delay_or_default(delay, settings.CELERY_LIVE_TEST_TASK_DELAY))

@@ -98,6 +98,16 @@ class LaunchSchema(DashboardSchema):
         return examples
 
 
+class RerunSchema(DashboardSchema):
+    """POST /api/tasks/<id>/rerun: its optional body is the changes, the declared kinds'
+    fields (`serializers.rerun_request`)."""
+
+    def get_request_serializer(self) -> Any:
+        if self.method == "POST":
+            return serializers.rerun_request()
+        return super().get_request_serializer()
+
+
 class OwnEndpoints(EndpointEnumerator):
     """Only the API's endpoints (`ApiView`s), not the host's other DRF views."""
 

@@ -17,6 +17,7 @@ from rest_framework import serializers
 
 from celery_live import launchable
 from celery_live.api.exceptions import NON_FIELD
+from celery_live.control.signature import form_class_of
 from celery_live.log.vocabulary import State
 from celery_live.runs.filters import STATES, RunFilterForm
 
@@ -34,6 +35,8 @@ def field_from_form(form_field: forms.Field, required: bool, help_text: str = ""
         return serializers.ChoiceField(choices=[str(value) for value, _ in form_field.choices], **options)
     if isinstance(form_field, forms.BooleanField):
         return serializers.BooleanField(**options)
+    if isinstance(form_field, forms.JSONField):  # before CharField, which it is in Django
+        return serializers.JSONField(**options)
     # FloatField and DecimalField are IntegerFields in Django: test them first.
     if isinstance(form_field, (forms.FloatField, forms.DecimalField)):
         return serializers.FloatField(
@@ -55,10 +58,13 @@ def field_from_form(form_field: forms.Field, required: bool, help_text: str = ""
 
 
 @cache
-def _launch_request(kinds: tuple[launchable.Launchable, ...]) -> type[serializers.Serializer]:
-    forms_by_kind = [item.form_class() for item in kinds]
-    fields: dict[str, serializers.Field] = {
-        "kind": serializers.ChoiceField(
+def _launch_request(
+    kinds: tuple[launchable.Launchable, ...], rerun: bool = False
+) -> type[serializers.Serializer]:
+    forms_by_kind = [form_class_of(item)() for item in kinds]
+    fields: dict[str, serializers.Field] = {}
+    if not rerun:  # a re-run keeps its run's kind
+        fields["kind"] = serializers.ChoiceField(
             choices=[item.kind for item in kinds],
             required=False,
             allow_null=True,
@@ -66,20 +72,26 @@ def _launch_request(kinds: tuple[launchable.Launchable, ...]) -> type[serializer
             + (repr(kinds[0].kind) if kinds else "none declared")
             + ". The other fields are that kind's.",
         )
-    }
     for form in forms_by_kind:
         for name, form_field in form.fields.items():
             if name not in fields:  # the first declaration of a name wins, as in LaunchForm
-                required = all(
+                required = not rerun and all(
                     name in other.fields and other.fields[name].required for other in forms_by_kind
                 )
                 fields[name] = field_from_form(form_field, required)
-    return type("LaunchBodySerializer", (serializers.Serializer,), fields)
+    name = "RerunBodySerializer" if rerun else "LaunchBodySerializer"
+    return type(name, (serializers.Serializer,), fields)
 
 
 def launch_request() -> type[serializers.Serializer]:
     """`{"kind", ...}` with every field of the declared kinds (made once per declaration)."""
     return _launch_request(tuple(launchable.declared().values()))
+
+
+def rerun_request() -> type[serializers.Serializer]:
+    """A re-run's changes: any field of the declared kinds (the run's kind's are taken), none
+    required (the others keep the run's values)."""
+    return _launch_request(tuple(launchable.declared().values()), rerun=True)
 
 
 def launch_example() -> dict[str, Any]:
@@ -88,7 +100,7 @@ def launch_example() -> dict[str, Any]:
     if not kinds:
         return {}
     kind, item = next(iter(kinds.items()))
-    initial = {name: field.initial for name, field in item.form_class().fields.items()}
+    initial = {name: field.initial for name, field in form_class_of(item)().fields.items()}
     return {"kind": kind, **{name: value for name, value in initial.items() if value is not None}}
 
 
@@ -156,6 +168,20 @@ class EventSerializer(serializers.Serializer):
     data = serializers.DictField(required=False)
 
 
+class AttemptSerializer(serializers.Serializer):
+    """One attempt of a run (`RunState.attempts`); times in epoch seconds."""
+
+    attempt = serializers.IntegerField(help_text="Celery's `retries` count: 0 is the first attempt.")
+    state = serializers.ChoiceField(choices=list(State), help_text="How this attempt stands or ended.")
+    worker = serializers.CharField(allow_null=True, help_text="The worker that took it.")
+    started = serializers.FloatField(allow_null=True)
+    ended = serializers.FloatField(allow_null=True)
+    error = serializers.CharField(allow_null=True, help_text="What ended it: the exception, or the reason.")
+    retry_at = serializers.FloatField(
+        allow_null=True, help_text="An attempt ended by a retry: when the next one is due."
+    )
+
+
 class RunSerializer(serializers.Serializer):
     """A run, as `RunState.as_dict` makes it; times in epoch seconds."""
 
@@ -189,6 +215,13 @@ class RunSerializer(serializers.Serializer):
     )
     waiting_for = serializers.CharField(
         allow_null=True, help_text="What a run not sent yet waits for (a chord callback: its header)."
+    )
+    attempts = AttemptSerializer(many=True, help_text="One entry per attempt, oldest first.")
+    eta = serializers.FloatField(
+        allow_null=True, help_text="When its current message may run (countdown, ETA, a retry's delay)."
+    )
+    max_retries = serializers.IntegerField(
+        allow_null=True, help_text="Retries its task allows, as its worker said (null: no limit or unknown)."
     )
     last_event_id = serializers.CharField(allow_null=True)
     progress = ProgressSerializer()

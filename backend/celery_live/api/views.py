@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -30,6 +29,7 @@ from celery_live.api.schema import (
     TASK_ID,
     UNKNOWN_EXAMPLE,
     LaunchSchema,
+    RerunSchema,
     error_example,
     responses,
 )
@@ -178,20 +178,31 @@ class RevokeView(ApiView):
         )
 
 
+def rerun_form(task_id: str, changes: dict[str, Any]) -> LaunchForm:
+    """The bound form re-running run `task_id` with `changes` (ControlError: no such run,
+    or not one of a declared task)."""
+    return control.rerun_form(control.find(task_id), changes)
+
+
 @extend_schema(
-    summary="Send the same task with the same arguments again",
+    summary="Send the same task again, with the same arguments or some changed",
     description="Only a task the host declares launchable. Counts toward the launch rate. "
-    "The body is optional.",
+    "The body is optional: none (or `{}`) re-runs with the same arguments; otherwise it holds "
+    "the fields to change, of the run's kind's form (the others keep the run's values), "
+    "validated as a launch is; a field that kind does not take is a 400 naming it.",
     parameters=[TASK_ID],
-    request=OpenApiTypes.OBJECT,
     responses=responses({201: serializers.RerunSerializer}, 400, 404, 413, 415, 429, 503),
     examples=[
-        OpenApiExample("no options", value={}, request_only=True),
+        OpenApiExample("no changes", value={}, request_only=True),
+        OpenApiExample("changes", value={"count": 3}, request_only=True),
         OpenApiExample(
             "rerun",
             value={"task_id": EXAMPLE_ID, "url": f"/tasks/{EXAMPLE_ID}/", "rerun_of": "…"},
             response_only=True,
             status_codes=["201"],
+        ),
+        error_example(
+            400, {"count": ["Single step (test_task) does not take this field; it takes: message, delay."]}
         ),
         UNKNOWN_EXAMPLE,
     ],
@@ -202,10 +213,16 @@ class RerunView(ApiView):
     operation_ids = {"POST": "rerun"}
     actions = {"POST": Action.CONTROL}
     throttle_classes = (rate.LaunchThrottle,)
+    schema = RerunSchema()
 
     def post(self, request: Request, task_id: str) -> Response:
-        json_object(request)  # a body, if one is sent, follows the rules of every other
-        result = controlled(control.rerun, task_id, by=actor(request.user))
+        changes = json_object(request)  # a body, if one is sent, follows the rules of every other
+        form = None
+        if changes:
+            form = controlled(rerun_form, task_id, changes=changes)
+            if not form.is_valid():
+                raise ValidationError(error_messages(form))
+        result = controlled(control.rerun, task_id, by=actor(request.user), form=form)
         return Response(
             {"task_id": result.id, "url": run_url(result.id), "rerun_of": task_id},
             status=status.HTTP_201_CREATED,

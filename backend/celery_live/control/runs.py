@@ -7,13 +7,18 @@ as its own events (`task.revoked` from the worker, `task.sent` of the new run).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from celery import current_app as app
 from celery.result import AsyncResult
 from celery.utils import uuid
+from django import forms
 from kombu.exceptions import OperationalError
 
 from celery_live import launchable
+from celery_live.control import signature
+from celery_live.control.launch import LaunchForm
 from celery_live.log import store
 from celery_live.log.events import RERUN_HEADER
 from celery_live.log.publishing import publish
@@ -94,21 +99,55 @@ def revoke(task_id: str, terminate: bool = False, by: str = "") -> RunState:
     return run
 
 
-def rerun(task_id: str, by: str = "") -> AsyncResult:
-    """Send the same task with the same arguments again, linked to the original.
+def rerun_launchable(run: RunState) -> launchable.Launchable:
+    """The declared launchable `run` is a run of; ControlError (400) if none is.
 
     Only a task the host declared launchable: a re-run is a launch, and the dashboard must
     not become a way to send any task the workers know.
     """
-    run = find(task_id)
-    if not run.name or run.name not in launchable.declared_task_names():
+    item = launchable.kind_of(run.name) if run.name else None
+    if item is None:
         raise ControlError(
             f"cannot re-run {run.name!r}: not a launchable task here ({launchable.SETTING})", status=400
         )
+    return item
+
+
+def rerun_initial(run: RunState) -> dict[str, Any]:
+    """The run's arguments as its kind's form's values: where a re-run with changes starts."""
+    return signature.initial_from_run(rerun_launchable(run), run.args or [], run.kwargs or {})
+
+
+def rerun_form(run: RunState, changes: Mapping[str, Any] | None = None, keep: bool = True) -> LaunchForm:
+    """A bound form re-running `run` with `changes` (the fields to change; the others keep
+    the run's values), validated as a launch of its kind is. Without `keep`, `changes` are
+    the whole form (the page's, which sends every field: an unticked box is absent)."""
+    item = rerun_launchable(run)
+    if not keep:
+        return LaunchForm(changes, rerun_kind=item.kind)
+    fields = signature.form_class_of(item)().fields
+    # The form's data are what a request would send: a JSON field takes its JSON text.
+    data = {
+        name: fields[name].prepare_value(value) if isinstance(fields[name], forms.JSONField) else value
+        for name, value in rerun_initial(run).items()
+        if name in fields
+    }
+    return LaunchForm({**data, **(changes or {})}, rerun_kind=item.kind)
+
+
+def rerun(task_id: str, by: str = "", form: LaunchForm | None = None) -> AsyncResult:
+    """Send the same task again, linked to the original: with the same arguments, or with
+    those of a valid `rerun_form` of it."""
+    run = find(task_id)
+    rerun_launchable(run)
+    if form is None:
+        args, kwargs = run.args, run.kwargs
+    else:
+        args, kwargs = (), form.task_call()[1]
     new_id = uuid()
     try:
         result = app.send_task(
-            run.name, args=run.args, kwargs=run.kwargs, task_id=new_id, headers={RERUN_HEADER: task_id}
+            run.name, args=args, kwargs=kwargs, task_id=new_id, headers={RERUN_HEADER: task_id}
         )
     except OperationalError as exc:
         publish(
@@ -118,12 +157,13 @@ def rerun(task_id: str, by: str = "") -> AsyncResult:
             data={"reason": f"could not reach the broker: {exc}", "rerun_of": task_id},
         )
         raise ControlError(f"could not reach the broker: {exc}", status=503) from exc
+    edited = " with changes" if form is not None else ""
     publish(
         EventType.TASK_LOG,
         task_id=task_id,
         name=run.name,
         data={
-            "message": f"re-run as {new_id}" + (f" by {by}" if by else ""),
+            "message": f"re-run{edited} as {new_id}" + (f" by {by}" if by else ""),
             "control": "rerun",
             "rerun_id": new_id,
             "by": by,

@@ -22,6 +22,8 @@ class GreetingForm(forms.Form):
 
 #: By the task's name, and with no `task_kwargs()`: the form's cleaned data are the kwargs.
 GREETING = Launchable(kind="greeting", task="apps.assets.tasks.test_task", form_class=GreetingForm)
+#: No form: the task's signature, `test_task(message: str, delay: float | None = None)`, is one.
+SIGNED = Launchable(kind="signed", task="apps.assets.tasks.test_task")
 UNREGISTERED = Launchable(kind="ghost", task="nowhere.tasks.ghost", form_class=GreetingForm)
 NOT_A_LAUNCHABLE = {"kind": "dict", "task": "apps.assets.tasks.test_task"}
 NO_KIND = Launchable(kind="", task="apps.assets.tasks.test_task", form_class=GreetingForm)
@@ -36,15 +38,17 @@ def post_json(client, url, body):
 
 def test_the_hosts_declarations_are_loaded_in_order():
     declared = launchable.declared()
-    assert list(declared) == ["example", "test"]
+    assert list(declared) == ["example", "test", "add"]
     assert declared["example"].task_name == "apps.assets.tasks.example_async_task"
     assert launchable.declared_task_names() == {
         "apps.assets.tasks.example_async_task",
         "apps.assets.tasks.test_task",
+        "apps.assets.tasks.add",
     }
     assert LaunchForm().fields["kind"].choices == [
         ("example", "Iterations (example_async_task)"),
         ("test", "Single step (test_task)"),
+        ("add", "Add two numbers (add)"),
     ]
 
 
@@ -55,6 +59,19 @@ def test_a_task_named_by_string_is_found_and_gets_the_forms_cleaned_data(setting
     task, kwargs = form.task_call()
     assert kwargs == {"message": "hi"}  # the empty delay is left to the task's default
     assert task(**kwargs, delay=0) == "Processed: hi"  # the registered task itself
+
+
+def test_a_declaration_without_a_form_gets_its_tasks_signature(settings):
+    settings.CELERY_LIVE_LAUNCHABLE_TASKS = [f"{HERE}.SIGNED"]
+    assert list(LaunchForm().fields) == ["kind", "message", "delay"]
+    form = LaunchForm({"message": "hi", "delay": ""})
+    assert form.is_valid(), form.errors
+    assert form.task_call()[1] == {"message": "hi"}
+    assert form.task_help() == 'Sleep (2 s by default) and return ``"Processed: {message}"``.'
+    assert LaunchForm({"delay": "x"}).errors == {
+        "message": ["This field is required."],
+        "delay": ["Enter a number."],
+    }
 
 
 def test_a_task_celery_does_not_know_is_a_clear_configuration_error(settings):

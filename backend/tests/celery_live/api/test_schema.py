@@ -27,6 +27,11 @@ OPERATIONS = {
         {"202", "400", "401", "403", "404", "409", "413", "415", "503"},
     ),
     ("/api/failures/", "get"): ("list_failures", {"200", "401", "403"}),
+    ("/api/scenarios/", "get"): ("list_scenarios", {"200", "401", "403"}),
+    ("/api/scenarios/{name}/", "post"): (
+        "launch_scenario",
+        {"201", "400", "401", "403", "404", "413", "415", "429", "503"},
+    ),
 }
 ERRORS_REF = "#/components/schemas/Errors"
 
@@ -88,18 +93,30 @@ def test_the_launch_body_is_described_from_the_declared_kinds(schema):
         "count": 5,
     }
     body = schema["components"]["schemas"]["LaunchBody"]
-    assert schema["components"]["schemas"]["KindEnum"]["enum"] == ["example", "test"]
-    assert set(body["properties"]) == {"kind", "message", "count", "delay", "fail_at"}
-    assert body["required"] == ["message"]  # required by both kinds' forms
+    assert schema["components"]["schemas"]["KindEnum"]["enum"] == ["example", "test", "add"]
+    assert set(body["properties"]) == {"kind", "message", "count", "delay", "fail_at", "x", "y"}
+    assert "required" not in body  # no field is required by every kind's form
+    assert (body["properties"]["x"]["type"], body["properties"]["y"]["type"]) == ("integer", "integer")
     assert (body["properties"]["count"]["minimum"], body["properties"]["count"]["maximum"]) == (1, 1000)
-    assert body["properties"]["message"]["maxLength"] == 500
+    assert body["properties"]["message"]["oneOf"][0]["maxLength"] == 500  # or blank: not every kind needs it
 
 
 def test_the_schema_follows_the_declared_kinds_as_the_settings_change(client, settings):
     settings.CELERY_LIVE_LAUNCHABLE_TASKS = ["apps.assets.launchable.TEST"]
     schema = client.get("/api/schema/").json()
     body = schema["components"]["schemas"]["LaunchBody"]
-    assert set(body["properties"]) == {"kind", "message", "delay", "fail_at"}
+    assert set(body["properties"]) == {"kind", "message", "delay"}
+    assert body["required"] == ["message"]
+
+
+def test_the_rerun_body_is_the_declared_kinds_fields_none_required(schema):
+    operation = schema["paths"]["/api/tasks/{task_id}/rerun"]["post"]
+    rerun = operation["requestBody"]["content"]["application/json"]
+    assert rerun["schema"]["$ref"] == "#/components/schemas/RerunBody"
+    body = schema["components"]["schemas"]["RerunBody"]
+    assert set(body["properties"]) == {"message", "count", "delay", "fail_at", "x", "y"}
+    assert "required" not in body
+    assert rerun["examples"]["Changes"]["value"] == {"count": 3}
 
 
 def test_the_security_schemes_are_the_token_and_the_session_cookie(client, schema, settings):
@@ -136,6 +153,8 @@ def test_only_the_dashboards_endpoints_are_described_at_the_hosts_paths(client):
     assert sorted(schema["paths"]) == [
         "/dash/api/failures/",
         "/dash/api/queues/",
+        "/dash/api/scenarios/",
+        "/dash/api/scenarios/{name}/",
         "/dash/api/tasks/",
         "/dash/api/tasks/{task_id}/",
         "/dash/api/tasks/{task_id}/rerun",

@@ -1,10 +1,11 @@
-"""Revoke, terminate and re-run, through the API (real worker, real broker)."""
+"""Revoke, terminate and re-run (as it was, or with changes), through the API (real worker, real broker)."""
 
 import json
 
 import pytest
 
-from apps.assets.tasks import example_async_task, noop
+from apps.assets import tasks
+from apps.assets.tasks import add, example_async_task, noop
 from celery_live.runs import history
 from tests.helpers import final_run, wait_for
 
@@ -65,3 +66,50 @@ def test_control_errors_are_clear(client, celery_worker):
     bad = post(client, f"/api/tasks/{done.id}/revoke", {"terminate": "yes"})
     assert bad.status_code == 400
     assert "terminate" in bad.json()["errors"]
+
+
+def test_a_rerun_with_changes_keeps_the_other_arguments_and_is_linked(client, celery_worker):
+    first = example_async_task.delay("Edit me", 2, delay=0)  # positional, as a host's code sends
+    final_run(first.id)
+    response = post(client, f"/api/tasks/{first.id}/rerun", {"count": 3, "message": "Edited"})
+    assert response.status_code == 201, response.json()
+    again = final_run(response.json()["task_id"])
+    assert (again.args, again.kwargs) == ([], {"name": "Edited", "count": 3, "delay": 0})
+    assert again.results == [f"Edited - iteration {i}" for i in (1, 2, 3)]
+    assert again.rerun_of == first.id
+    note = history.get_run(first.id).events[-1]["data"]
+    assert (note["control"], note["rerun_id"]) == ("rerun", again.task_id)
+    assert note["message"].startswith("re-run with changes as ")
+
+
+def test_a_rerun_of_a_signature_form_task_changes_its_parameters_directly(client, celery_worker):
+    first = add.delay(1, 2)
+    assert final_run(first.id).result == 3
+    response = post(client, f"/api/tasks/{first.id}/rerun", {"y": 40})
+    again = final_run(response.json()["task_id"])
+    assert (again.kwargs, again.result) == ({"x": 1, "y": 40}, 41)
+
+
+def test_a_rerun_with_bad_changes_is_refused_by_field_and_sends_nothing(client, celery_worker):
+    first = tasks.test_task.delay("Once", delay=0)
+    final_run(first.id)
+    for changes, errors in [
+        (
+            {"count": 3},
+            {"count": ["Single step (test_task) does not take this field; it takes: message, delay."]},
+        ),
+        ({"delay": 11}, {"delay": ["Ensure this value is less than or equal to 10."]}),
+        ({"message": ["a"]}, {"message": ["Must be a single value, not a list or an object."]}),
+        ({"kind": "example"}, {"kind": ["A re-run keeps its task: test."]}),
+    ]:
+        refused = post(client, f"/api/tasks/{first.id}/rerun", changes)
+        assert (refused.status_code, refused.json()) == (400, {"errors": errors})
+    assert post(client, "/api/tasks/nope/rerun", {"count": 1}).status_code == 404
+    # Nothing sent: no re-run noted on the run, no other run of its task (an earlier test's
+    # revoked run may still log its end here, so not "no new run at all").
+    assert [
+        e["data"].get("control") for e in history.get_run(first.id).events if e["type"] == "task.log"
+    ] == []
+    assert [t for t in history.recent_task_ids() if history.get_run(t).name == tasks.test_task.name] == [
+        first.id
+    ]
