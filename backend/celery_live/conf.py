@@ -77,6 +77,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "tasks the page, the API and the CLI can launch and re-run (the first is the default "
         "kind; none: the page has no launch form and nothing can be re-run).",
     ),
+    "SCENARIOS": (
+        [],
+        "Dotted paths of the host's `celery_live.scenarios.Scenario` declarations: the Tour "
+        "page's one-click demonstrations and `/api/scenarios/` (none: the Tour page has none).",
+    ),
 }
 
 

@@ -125,6 +125,11 @@ class Stack:
         self._start("web", self.procfile.command("web", self.env))
         self.wait_http("/healthz", accept=(200, 503))
 
+    def start_beat(self) -> None:
+        """The Procfile's beat (a stack runs none unless a test asks); its interval is the
+        stack's environment's (`CELERY_LIVE_TOUR_BEAT_EVERY` for the tour's entry)."""
+        self._start("beat", self.procfile.command("beat", self.env))
+
     def stop_web(self) -> None:
         self._stop("web")
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from celery_live.api import failures, queues, schema, views, workers
+from celery_live.api import failures, queues, scenarios, schema, views, workers
 
 urlpatterns = [
     path("api/tasks/", views.TasksView.as_view(), name="api-tasks"),
@@ -17,6 +17,8 @@ urlpatterns = [
         name="api-worker-control",
     ),
     path("api/failures/", failures.FailuresView.as_view(), name="api-failures"),
+    path("api/scenarios/", scenarios.ScenariosView.as_view(), name="api-scenarios"),
+    path("api/scenarios/<str:name>/", scenarios.ScenarioLaunchView.as_view(), name="api-scenario"),
     path("api/schema/", schema.SchemaView.as_view(), name="api-schema"),
     path("api/docs/", schema.DocsView.as_view(), name="api-docs"),
 ]
