@@ -176,7 +176,15 @@ def _failed(event: Event) -> str:
 
 def _revoked(event: Event) -> str:
     data = event.get("data") or {}
+    if data.get("never_sent"):  # a chain's step after one that failed
+        return str(data.get("reason") or "never sent")
     return "terminated" if data.get("terminated") else ("expired" if data.get("expired") else "")
+
+
+def _logged(event: Event) -> str:
+    """A task's log line with its level (worker/logs.py); a note's message as it is."""
+    data = event.get("data") or {}
+    return f"{data['level']}: {_said(event)}" if data.get("level") else _said(event)
 
 
 @dataclass(frozen=True)
@@ -193,28 +201,256 @@ class EventKind:
     #: template with the fields `worker`, `reason`, `current`, `total`, `result`,
     #: `exception` and `took` (terminal/watch.py).
     line: str | None = None
+    #: Explain mode: the Celery signal (or celery-live's own hook) that makes it.
+    signal: str = ""
+    #: Explain mode: one sentence on what Celery just did, a `str.format` template with
+    #: the event's data fields plus `worker` and `process` (`explain_sentence`).
+    explain: str = ""
 
 
 EVENT_KINDS: dict[EventType, EventKind] = {
-    EventType.TASK_SENT: EventKind(State.PENDING, "Sent", _sent, "📤 sent"),
-    EventType.TASK_WAITING: EventKind(State.PENDING, "Waiting", _waiting, "⏳ waiting for its chord header"),
-    EventType.TASK_RECEIVED: EventKind(State.RECEIVED, "Received", _taken, "📥 received by {worker}"),
-    EventType.TASK_STARTED: EventKind(State.STARTED, "Started", _taken, "🏃 started on {worker}"),
-    EventType.TASK_PROGRESS: EventKind(
-        State.PROGRESS, "Progress", _progress, "  ✔ iteration {current}/{total}: {result}"
+    EventType.TASK_SENT: EventKind(
+        State.PENDING,
+        "Sent",
+        _sent,
+        "📤 sent",
+        signal="before_task_publish",
+        explain=(
+            "The {process} serialized the call and put the message on queue {queue}; nothing runs until a"
+            " worker takes it."
+        ),
     ),
-    EventType.TASK_LOG: EventKind(None, "Note"),
-    EventType.TASK_RETRIED: EventKind(State.RETRY, "Retry", line="🔁 retrying: {reason}"),
-    EventType.TASK_SUCCEEDED: EventKind(State.SUCCESS, "Succeeded", _succeeded, "✅ SUCCESS{took}"),
-    EventType.TASK_FAILED: EventKind(State.FAILURE, "Failed", _failed, "❌ FAILURE: {exception}"),
-    EventType.TASK_REVOKED: EventKind(State.REVOKED, "Revoked", _revoked, "🛑 revoked"),
-    EventType.TASK_REJECTED: EventKind(State.REJECTED, "Rejected", line="🚫 rejected: {reason}"),
-    EventType.TASK_LOST: EventKind(State.LOST, "Lost", line="💀 lost: {reason}"),
-    EventType.WORKER_ONLINE: EventKind(None, "Worker online"),
-    EventType.WORKER_HEARTBEAT: EventKind(None, "Heartbeat"),
-    EventType.WORKER_OFFLINE: EventKind(None, "Worker offline"),
-    EventType.WORKER_CONTROL: EventKind(None, "Worker control"),
-    EventType.QUEUE_DEPTH: EventKind(None, "Queue depth"),
-    EventType.BEAT_SENT: EventKind(None, "Beat sent"),
-    EventType.LOG_GAP: EventKind(None, "Events lost"),
+    EventType.TASK_WAITING: EventKind(
+        State.PENDING,
+        "Waiting",
+        _waiting,
+        "⏳ waiting for its chord header",
+        signal="before_task_publish (of the step it waits for)",
+        explain=(
+            "Celery has not sent this task yet: it waits for {waiting_for}, and its message goes to a "
+            "queue only when that is done."
+        ),
+    ),
+    EventType.TASK_RECEIVED: EventKind(
+        State.RECEIVED,
+        "Received",
+        _taken,
+        "📥 received by {worker}",
+        signal="task_received",
+        explain=(
+            "The main process of worker {worker} took the message off the broker; it hands it to a pool "
+            "process as soon as one is free."
+        ),
+    ),
+    EventType.TASK_STARTED: EventKind(
+        State.STARTED,
+        "Started",
+        _taken,
+        "🏃 started on {worker}",
+        signal="task_prerun",
+        explain="A pool process of {worker} is now running the task's function.",
+    ),
+    EventType.TASK_PROGRESS: EventKind(
+        State.PROGRESS,
+        "Progress",
+        _progress,
+        "  ✔ iteration {current}/{total}: {result}",
+        signal="report_progress (celery-live's API)",
+        explain="The running task reported step {current} of {total} from inside its function.",
+    ),
+    EventType.TASK_LOG: EventKind(
+        None,
+        "Note",
+        _logged,
+        signal="get_task_logger (celery-live's log handler)",
+        explain=(
+            "A line for this run's timeline: the task's own logger wrote it, or celery-live noted a "
+            "request about the run."
+        ),
+    ),
+    EventType.TASK_RETRIED: EventKind(
+        State.RETRY,
+        "Retry",
+        line="🔁 retrying: {reason}",
+        signal="task_retry",
+        explain=(
+            "The task raised Retry: Celery sent a new message for the next attempt, delayed by its "
+            "countdown, and this attempt ends."
+        ),
+    ),
+    EventType.TASK_SUCCEEDED: EventKind(
+        State.SUCCESS,
+        "Succeeded",
+        _succeeded,
+        "✅ SUCCESS{took}",
+        signal="task_success",
+        explain=(
+            "The function returned: the worker stored the result in the result backend, where "
+            "AsyncResult.get() finds it."
+        ),
+    ),
+    EventType.TASK_FAILED: EventKind(
+        State.FAILURE,
+        "Failed",
+        _failed,
+        "❌ FAILURE: {exception}",
+        signal="task_failure",
+        explain=(
+            "The task raised {exception}: the worker stored the exception and its traceback in the result"
+            " backend as FAILURE."
+        ),
+    ),
+    EventType.TASK_REVOKED: EventKind(
+        State.REVOKED,
+        "Revoked",
+        _revoked,
+        "🛑 revoked",
+        signal="task_revoked",
+        explain=(
+            "A revoke reached the worker over the broadcast exchange: it drops the message, or kills the "
+            "pool process running it when asked to terminate."
+        ),
+    ),
+    EventType.TASK_REJECTED: EventKind(
+        State.REJECTED,
+        "Rejected",
+        line="🚫 rejected: {reason}",
+        signal="task_rejected / task_unknown",
+        explain=(
+            "The worker refused the message (a task it does not know, or one it cannot decode): it will "
+            "never run."
+        ),
+    ),
+    EventType.TASK_LOST: EventKind(
+        State.LOST,
+        "Lost",
+        line="💀 lost: {reason}",
+        signal="the reaper (heartbeat expiry)",
+        explain=(
+            "The worker holding this run stopped sending heartbeats, so celery-live marked it lost; with "
+            "acks_late the broker would deliver it again."
+        ),
+    ),
+    EventType.WORKER_ONLINE: EventKind(
+        None,
+        "Worker online",
+        signal="worker_ready",
+        explain="A worker finished starting: its pool is up and it consumes from its queues.",
+    ),
+    EventType.WORKER_HEARTBEAT: EventKind(
+        None,
+        "Heartbeat",
+        signal="heartbeat (celery-live's timer in the worker)",
+        explain="The worker's main process says it is alive, with its pool, its load and what it holds.",
+    ),
+    EventType.WORKER_OFFLINE: EventKind(
+        None,
+        "Worker offline",
+        signal="worker_shutdown",
+        explain=(
+            "The worker stopped (a warm shutdown lets running tasks finish first), or its heartbeats "
+            "stopped coming."
+        ),
+    ),
+    EventType.WORKER_CONTROL: EventKind(
+        None,
+        "Worker control",
+        signal="app.control (a broadcast command)",
+        explain=(
+            "A remote-control command went to the worker over the broker's broadcast exchange, and the "
+            "worker answered."
+        ),
+    ),
+    EventType.QUEUE_DEPTH: EventKind(
+        None,
+        "Queue depth",
+        signal="the queue sampler (celery-live)",
+        explain="celery-live counted the messages waiting on the broker.",
+    ),
+    EventType.BEAT_SENT: EventKind(
+        None,
+        "Beat sent",
+        signal="Beat's apply_entry",
+        explain=(
+            "Celery Beat found a periodic entry due and sent its task, just as .delay() would; a worker "
+            "runs it like any other."
+        ),
+    ),
+    EventType.LOG_GAP: EventKind(
+        None,
+        "Events lost",
+        signal="the publisher's buffer (celery-live)",
+        explain="Redis was unreachable: a process dropped events it could not keep, and says how many.",
+    ),
 }
+
+
+class ProcessRole(StrEnum):
+    """Which kind of process published an event (its data's "process"; log/events.py):
+    explain mode says where in Celery's machinery each step happened."""
+
+    WEB = "web"
+    #: The worker's main process: it receives messages and hands them to its pool.
+    WORKER = "worker"
+    #: A prefork pool child: it runs the task (with the solo pool, the worker runs it).
+    POOL = "pool"
+    BEAT = "beat"
+    RECORDER = "recorder"
+
+
+#: How explain mode names each kind of process.
+PROCESS_LABELS: dict[ProcessRole, str] = {
+    ProcessRole.WEB: "web process",
+    ProcessRole.WORKER: "worker's main process",
+    ProcessRole.POOL: "worker's pool child",
+    ProcessRole.BEAT: "Beat process",
+    ProcessRole.RECORDER: "recorder",
+}
+
+#: The process that usually makes each event type: what explain mode says of events logged
+#: before they carried `data["process"]` (a `task.sent` of a retry comes from a pool child,
+#: but most are the web's).
+_USUAL_PROCESS: dict[EventType, ProcessRole] = {
+    EventType.TASK_RECEIVED: ProcessRole.WORKER,
+    EventType.TASK_STARTED: ProcessRole.POOL,
+    EventType.TASK_PROGRESS: ProcessRole.POOL,
+    EventType.TASK_LOG: ProcessRole.POOL,
+    EventType.TASK_RETRIED: ProcessRole.POOL,
+    EventType.TASK_SUCCEEDED: ProcessRole.POOL,
+    EventType.TASK_FAILED: ProcessRole.POOL,
+    EventType.TASK_REVOKED: ProcessRole.WORKER,
+    EventType.TASK_REJECTED: ProcessRole.WORKER,
+    EventType.TASK_LOST: ProcessRole.RECORDER,
+    EventType.WORKER_ONLINE: ProcessRole.WORKER,
+    EventType.WORKER_HEARTBEAT: ProcessRole.WORKER,
+    EventType.WORKER_OFFLINE: ProcessRole.WORKER,
+    EventType.QUEUE_DEPTH: ProcessRole.RECORDER,
+    EventType.BEAT_SENT: ProcessRole.BEAT,
+}
+
+
+def process_of(event: Event) -> ProcessRole:
+    """The kind of process that made `event`: its `data["process"]`, else the usual one for
+    its type (a gap marker's "process" names a host and pid, not a role)."""
+    said = (event.get("data") or {}).get("process")
+    if said in ProcessRole.__members__.values():
+        return ProcessRole(said)
+    return _USUAL_PROCESS.get(event.get("type"), ProcessRole.WEB)
+
+
+class _Unknown(dict):
+    """Format fields an event's data lacks read as "?"."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def explain_sentence(event: Event) -> str:
+    """Explain mode's sentence on `event` (`EventKind.explain` filled in from its data)."""
+    kind = EVENT_KINDS.get(event.get("type"))
+    if kind is None or not kind.explain:
+        return ""
+    data = event.get("data") or {}
+    fields = _Unknown({key: value for key, value in data.items() if value is not None})
+    fields.update(worker=event.get("worker") or "?", process=PROCESS_LABELS[process_of(event)])
+    return kind.explain.format_map(fields)

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from celery_live.conf import conf
@@ -33,8 +34,10 @@ from celery_live.stream.failures import FAILURES
 from celery_live.stream.fragments import PageView, renderer
 from celery_live.stream.queues import QUEUES_VIEW
 from celery_live.stream.relay import End, is_after, relay
+from celery_live.stream.tour import VIEW as TOUR_VIEW
 from celery_live.stream.workers import VIEW as WORKERS_VIEW
 from celery_live.stream.workers import board
+from celery_live.stream.workflow import watch_workflow
 
 logger = logging.getLogger(__name__)
 
@@ -277,9 +280,13 @@ class LogConsumer(AsyncWebsocketConsumer):
     async def _emit(self, events: list[dict[str, Any]]) -> None:
         self.sent_id = events[-1]["id"]
         if self.task_filter:
-            events = [e for e in events if e.get("task_id") == self.task_filter]
+            events = [e for e in events if self.wants(e)]
         if events:
             await self.send_events(events)
+
+    def wants(self, event: dict[str, Any]) -> bool:
+        """Whether a viewer of one run (`?task=`) is sent `event`."""
+        return event.get("task_id") == self.task_filter
 
     async def send_events(self, events: list[dict[str, Any]]) -> None:  # pragma: no cover
         raise NotImplementedError
@@ -310,32 +317,50 @@ class EventsConsumer(LogConsumer):
             await self.base_send(websocket_message(event))
 
 
+#: The page socket's refusal of `?before=` (runs.html: an older page of the list has no socket).
+OLDER_PAGE_NOT_LIVE = "an older page of runs is not live: follow the newest page (without before)"
+#: The page views `/ws/page/?view=` serves.
+PAGE_VIEWS = ("index", "detail", "list", QUEUES_VIEW, FAILURES, WORKERS_VIEW, TOUR_VIEW)
+
+
 class PageConsumer(LogConsumer):
     """`/ws/page/`: htmx out-of-band fragments; events that arrive together share a frame.
 
     `?view=index` (default) the launch page, `?view=detail&task=<id>` one run with its
     timeline, `?view=list&state=...` the list, with the list page's filters, `?view=queues`
     the queues page (stream/queues.py), `?view=failures` the failures inbox (stream/failures.py),
-    `?view=workers` the workers page (stream/workers.py).
+    `?view=workers` the workers page (stream/workers.py), `?view=tour` the tour page: the
+    index's cards, the architecture diagram and the event feed (stream/tour.py).
     """
 
     async def connect(self) -> None:
         # Run cards say when no worker knows their task: the process's board of workers
         # must follow the log before any card is rendered for this page.
         await board.follow()
+        # A run's detail page follows its workflow's runs too (stream/workflow.py).
+        params = parse_qs(self.scope.get("query_string", b"").decode())
+        task_id = (params.get("task") or [None])[0]
+        self.workflow = None
+        if (params.get("view") or [None])[0] == "detail" and task_id:
+            self.workflow = await database_sync_to_async(watch_workflow, thread_sensitive=False)(task_id)
         await super().connect()
+
+    def wants(self, event: dict[str, Any]) -> bool:
+        return self.workflow.wants(event) if self.workflow is not None else super().wants(event)
 
     def check_params(self, params: dict[str, list[str]]) -> dict | None:
         kind = (params.get("view") or ["index"])[0]
-        if kind not in ("index", "detail", "list", QUEUES_VIEW, FAILURES, WORKERS_VIEW):
-            return {"error": f"view must be index, detail, list, {QUEUES_VIEW}, {FAILURES} or {WORKERS_VIEW}"}
+        if kind not in PAGE_VIEWS:
+            return {"error": f"view must be {', '.join(PAGE_VIEWS[:-1])} or {PAGE_VIEWS[-1]}"}
         run_filter = None
         if kind == "list":
+            if params.get("before"):
+                # Only the list's newest page is live: an older one would get the new runs.
+                return {"errors": {"before": [OLDER_PAGE_NOT_LIVE]}}
             run_filter, errors, _ = RunFilter.from_params({k: v[0] for k, v in params.items()})
             if run_filter is None:
                 return {"errors": errors}
-        # A page of older runs only updates its rows; new runs go to the newest page.
-        self.view = PageView(kind, run_filter, upsert=not params.get("before"))
+        self.view = PageView(kind, run_filter, task_id=self.task_filter, workflow=self.workflow)
         return None
 
     async def send_events(self, events: list[dict[str, Any]]) -> None:

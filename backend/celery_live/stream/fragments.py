@@ -10,11 +10,14 @@ cursor, so every card is inserted exactly once and every iteration appended exac
 
 Rendering is shared by all viewers of a process: each event is rendered once (cached by
 id), from the run's state right after that event.
+
+The tour view adds the architecture diagram's dot and the event feed (stream/tour.py);
+the detail view of a run in a workflow adds the graph's nodes of the workflow's runs
+(stream/workflow.py), whose events reach it too.
 """
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +28,14 @@ from django.utils.html import format_html
 from celery_live import launchable
 from celery_live.log.vocabulary import EVENT_KINDS, TASK_EVENT_TYPES, Event, EventType, State, state_label
 from celery_live.runs.history import AsyncLog
+from celery_live.runs.relations import node_of
 from celery_live.runs.state import RunCache, RunState
-from celery_live.stream import failures, workers
+from celery_live.stream import failures, tour, workers
+from celery_live.stream.beat import beat_fragment
 from celery_live.stream.failures import FAILURES
 from celery_live.stream.queues import QUEUES_VIEW, queue_fragment
+from celery_live.stream.result import result_json
+from celery_live.stream.workflow import WorkflowWatch, render_node
 
 
 def run_context(run: RunState) -> dict[str, Any]:
@@ -45,9 +52,7 @@ def run_context(run: RunState) -> dict[str, Any]:
         # Waiting in a queue no online worker can take it from (none registers the task).
         "unknown_task": run.state == State.PENDING and workers.board.unknown_task(run.name),
         "message": message,
-        "result_json": (
-            json.dumps(run.result, indent=2, ensure_ascii=False) if run.state == State.SUCCESS else None
-        ),
+        "result_json": (result_json(run) if run.state == State.SUCCESS else None),
         "error": run.exception if run.state != State.SUCCESS else None,
         # Re-run is offered for the tasks the host declared launchable only (the others
         # would be refused).
@@ -82,12 +87,17 @@ def render_cursor(event_id: str) -> str:
     return format_html('<span id="live-cursor" hx-swap-oob="true" data-last-id="{}"></span>', event_id)
 
 
+def is_first_event(event: dict[str, Any], run: RunState) -> bool:
+    """Whether `event` is the run's first in the log, which brings its card (and its dot).
+    Not "seq 1": after Redis lost its data a run's later events start a new list at seq 1,
+    and its card may be on the page already."""
+    return bool(run.events) and run.events[0].get("id") == event.get("id")
+
+
 def task_fragment(event: dict[str, Any], run: RunState) -> str:
     """The swaps for one task event, given the run's state right after it."""
     task_id = run.task_id
-    # The run's first event brings its card. Not "seq 1": after Redis lost its data a run's
-    # later events start a new list at seq 1, and its card may be on the page already.
-    if run.events and run.events[0].get("id") == event.get("id"):
+    if is_first_event(event, run):
         return format_html('<div hx-swap-oob="afterbegin:#runs">{}</div>', render_card(run))
     data = event.get("data") or {}
     if event.get("type") == EventType.TASK_PROGRESS and not run.state_changed:
@@ -115,6 +125,7 @@ def timeline_item(event: Event, previous_ts: float | None) -> dict[str, Any]:
         "type_class": (event.get("type") or "").replace(".", "-"),
         "delta": (ts - previous_ts) if ts is not None and previous_ts is not None else None,
         "detail": kind.detail(event) if kind is not None else "",
+        "explain": tour.explain_context(event),
     }
 
 
@@ -127,27 +138,36 @@ def timeline_rows(run: RunState) -> list[dict[str, Any]]:
     return rows
 
 
-def render_row(run: RunState, upsert: bool) -> str:
+def render_row(run: RunState) -> str:
     """A run's row in the list, as an out-of-band swap (inserted by live.js when new)."""
-    return render_to_string("celery_live/_run_row.html", {**run_context(run), "oob": True, "upsert": upsert})
+    return render_to_string("celery_live/_run_row.html", {**run_context(run), "oob": True})
 
 
 @dataclass(frozen=True)
 class PageView:
-    """What one page socket shows: `index`, `detail` (one run) or a filtered `list`."""
+    """What one page socket shows: `index`, `detail` (one run), a filtered `list`, `tour`..."""
 
     kind: str = "index"
     run_filter: Any = None
-    upsert: bool = True
+    #: The detail view's run, and its workflow's runs as this socket follows them.
+    task_id: str | None = None
+    workflow: WorkflowWatch | None = None
 
 
 INDEX = PageView()
+#: The fragment kind of a workflow run's node in the detail view's graph.
+WORKFLOW_NODE = "workflow-node"
+
+
+@dataclass(frozen=True)
+class _NodeParts:
+    swap: str
+    run: RunState  # as it was right after this event
 
 
 @dataclass(frozen=True)
 class _ListParts:
     row: str
-    row_upsert: str
     run: RunState  # what filters look at, as it was right after this event
     #: Whether this event can have made the run stop matching a filter (state or worker
     #: changed); only then does a non-matching run need removing from a list.
@@ -172,30 +192,69 @@ class FragmentRenderer:
         if view.kind == FAILURES and not failures.wanted(event):
             return ""
         if not (event.get("task_id") and event["type"] in TASK_EVENT_TYPES):
+            if view.kind == tour.VIEW and event["type"] not in tour.QUIET_TYPES:
+                return self._cached(event, tour.VIEW, lambda: self._tour_extra(event))
             return ""
-        key = (event["id"], view.kind)
-        cached = self.fragments.get(key)
-        if cached is None:
-            cached = self._render(event, await self.state_after(event, log), view.kind)
-            self.fragments[key] = cached
-            if len(self.fragments) > self.max_fragments:
-                self.fragments.popitem(last=False)
+        if view.workflow is not None:
+            return await self._workflow_fragment(event, log, view)
+        cached = await self._rendered(event, log, view.kind)
         if view.kind != "list":
             return cached
         if view.run_filter is not None and not view.run_filter.matches(cached.run):
             if not cached.may_leave:
                 return ""
             return format_html('<div id="row-{}" hx-swap-oob="delete"></div>', event["task_id"])
-        return cached.row_upsert if view.upsert else cached.row
+        return cached.row
+
+    def _cached(self, event: dict[str, Any], kind: str, render: Any) -> Any:
+        """What `render()` makes of `event` for view `kind`, made once."""
+        key = (event["id"], kind)
+        cached = self.fragments.get(key)
+        if cached is None:
+            cached = self.fragments[key] = render()
+            if len(self.fragments) > self.max_fragments:
+                self.fragments.popitem(last=False)
+        return cached
+
+    async def _rendered(self, event: dict[str, Any], log: AsyncLog, kind: str) -> Any:
+        """A task event's fragment for view `kind` (cached; the run's state read only to render)."""
+        cached = self.fragments.get((event["id"], kind))
+        if cached is None:
+            run = await self.state_after(event, log)
+            cached = self._cached(event, kind, lambda: self._render(event, run, kind))
+        return cached
+
+    async def _workflow_fragment(self, event: dict[str, Any], log: AsyncLog, view: PageView) -> str:
+        """A detail view's swaps for an event of its workflow: the page's own run's as any
+        detail view's, and the event's run's node in the graph."""
+        html = await self._rendered(event, log, "detail") if event["task_id"] == view.task_id else ""
+        node = await self._rendered(event, log, WORKFLOW_NODE)
+        return html + view.workflow.follow(event, node.run, node.swap)
+
+    def _tour_extra(self, event: dict[str, Any]) -> str:
+        """The tour's swaps for an event about no run: its feed item, and a Beat row."""
+        html = tour.feed_item(event)
+        if event.get("type") == EventType.BEAT_SENT:
+            html += beat_fragment(event)
+        return html
 
     def _render(self, event: dict[str, Any], run: RunState, kind: str) -> Any:
         if kind == FAILURES:
             return failures.failure_fragment(event, run)
+        if kind == WORKFLOW_NODE:
+            return _NodeParts(render_node(node_of(run), oob=True), run.snapshot())
+        if kind == tour.VIEW:
+            # The cards are the index's: rendered once for both views.
+            html = self._cached(event, INDEX.kind, lambda: task_fragment(event, run)) + tour.feed_item(event)
+            if is_first_event(event, run):
+                return html + tour.render_dot(run, first=True)
+            # A step within a state (progress) leaves the dot where it is.
+            return html + (
+                tour.render_dot(run) if event["type"] != EventType.TASK_PROGRESS or run.state_changed else ""
+            )
         if kind == "list":
             may_leave = run.state_changed or event.get("type") == EventType.TASK_RECEIVED
-            return _ListParts(
-                render_row(run, upsert=False), render_row(run, upsert=True), run.snapshot(), may_leave
-            )
+            return _ListParts(render_row(run), run.snapshot(), may_leave)
         html = task_fragment(event, run)
         if kind == "detail":
             previous = next(

@@ -10,7 +10,7 @@ from celery_live.runs import history
 from celery_live.runs.filters import RunFilter
 from celery_live.runs.models import Run
 from celery_live.runs.reaper import Reaper
-from celery_live.runs.relations import relations_of
+from celery_live.runs.relations import children_of, relations_of
 from celery_live.runs.state import fold
 from config.celery import app
 from tests.helpers import record_all
@@ -100,3 +100,27 @@ def test_a_failed_chord_callback_nobody_announced_is_reconciled_from_the_result_
     run = history.get_run("cb-quiet")
     assert run.state == "FAILURE"
     assert run.exception == "ChordError: Dependency h1 raised ValueError('boom')"
+
+
+def test_a_retrys_message_naming_the_run_as_its_parent_is_no_relation():
+    # Celery sends a retry from within the run, so the message's parent_id is the run itself.
+    retried = sent(2.0, parent_id="t", root_id="t", attempt=1)
+    run = fold("t", [sent(1.0, root_id="t"), retried])
+    assert (run.parent_id, run.root_id) == (None, "t")
+    # A run sent by another task keeps that parent through its retries.
+    assert fold("t", [sent(1.0, parent_id="p", root_id="p"), retried]).parent_id == "p"
+
+
+@pytest.mark.django_db
+def test_a_run_is_never_its_own_parent_child_or_workflow():
+    publishing.publish("task.sent", task_id="self", name=NAME, data={"root_id": "self"})
+    publishing.publish("task.sent", task_id="kid", name=NAME, data={"root_id": "self", "parent_id": "self"})
+    record_all()
+    # A row recorded before the fold ignored a retry's parent_id still says it.
+    Run.objects.filter(task_id="self").update(parent_id="self")
+    run = history.get_run("self")
+    run.parent_id = "self"
+    family = relations_of(run)
+    assert (family.parent, [c.task_id for c in family.children], family.children_count) == (None, ["kid"], 1)
+    assert children_of(["self"]) == {"self": ["kid"]}
+    assert {node.task_id: node.parent_id for node in family.workflow.nodes} == {"self": "", "kid": "self"}

@@ -102,6 +102,21 @@ async def test_a_bad_since_gets_a_clear_error_and_close_4400():
     assert (await communicator.receive_output(5)) == {"type": "websocket.close", "code": 4400}
 
 
+async def test_an_older_page_of_the_list_gets_a_clear_refusal_and_the_newest_its_rows():
+    # Only the newest page is live (runs.html): an older one would be sent the new runs.
+    older = await connect("/ws/page/?view=list&name=paged&before=1700000000.5")
+    assert json.loads(await older.receive_from(5)) == {"errors": {"before": [consumers.OLDER_PAGE_NOT_LIVE]}}
+    assert (await older.receive_output(5)) == {"type": "websocket.close", "code": 4400}
+    newest = await connect("/ws/page/?view=list&name=paged")
+    await sync_to_async(publishing.publish)("task.sent", task_id="paged-run", name="apps.paged")
+    frame = await newest.receive_from(5)
+    while "row-paged-run" not in frame:  # skip frames of other events (a worker's heartbeat)
+        frame = await newest.receive_from(5)
+    assert 'id="row-paged-run" role="row"' in frame
+    assert 'hx-swap-oob="true" data-upsert="runs-rows"' in frame  # live.js inserts it: a new run
+    await newest.disconnect()
+
+
 @pytest.mark.parametrize("headers", [[], [(b"origin", b"http://evil.example")]])
 async def test_sockets_refuse_a_missing_or_foreign_origin(headers):
     communicator = WebsocketCommunicator(application, "/ws/events/", headers=headers)

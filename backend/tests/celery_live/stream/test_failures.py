@@ -1,40 +1,21 @@
 """The failures inbox's socket (/ws/page/?view=failures): each run that fails adds one failure
 to its group, once, live and on catch-up."""
 
-import asyncio
 import re
 
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 
 from celery_live.log import publishing
 from celery_live.runs.failures import dom_id
-from config.asgi import application
+from tests.celery_live.stream.sockets import connect, frames_until
 
-ORIGIN = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
 FEED = 'hx-swap-oob="beforeend:#failure-feed"'
-
-
-async def connect(path):
-    communicator = WebsocketCommunicator(application, path, headers=ORIGIN)
-    connected, _ = await communicator.connect()
-    assert connected
-    return communicator
 
 
 def fail(task_id, exception, again=False):
     if not again:
         publishing.publish("task.sent", task_id=task_id, name="t")
     return publishing.publish("task.failed", task_id=task_id, name="t", data={"exception": exception})
-
-
-async def frames_until(ws, last_id, timeout=10.0):
-    """Every frame up to the one whose cursor is `last_id`, joined."""
-    text = ""
-    async with asyncio.timeout(timeout):
-        while f'data-last-id="{last_id}"' not in text:
-            text += await ws.receive_from(timeout)
-    return text
 
 
 async def test_each_failure_reaches_the_inbox_once_as_one_failure_of_its_group():
