@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from celery_live.web import accounts, charts, failures, health, metrics, queues, views, workers
+from celery_live.web import accounts, charts, failures, health, metrics, queues, tour, views, workers
 
 app_name = "celery_live"
 
@@ -21,6 +21,8 @@ urlpatterns = [
     # A task name may hold any character, a slash too.
     path("charts/<path:name>/", charts.task_name_page, name="task_name"),
     path("failures/", failures.failures_page, name="failures"),
+    path("tour/", tour.tour_page, name="tour"),
+    path("tour/<str:name>/", tour.scenario_launch, name="tour-launch"),
     path("workers/", workers.workers_page, name="workers"),
     path("workers/<str:hostname>/<str:action>", workers.worker_control, name="worker-control"),
     path("metrics", metrics.metrics_view, name="metrics"),

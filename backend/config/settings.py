@@ -185,6 +185,8 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE") or "cele
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A Redis broker hands a task a dead worker had taken but not acknowledged (prefetched,
 # or acks_late) to a worker again only after this many seconds (kombu's default: 1 h).
+# Priorities need nothing more on Redis: kombu keeps a list per priority step (0, 3, 6, 9)
+# and serves 0 first (the tour's `priority` scenario sends at 0 and 9).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600)}
 CELERY_RESULT_EXTENDED = True  # AsyncResult keeps name, args and worker
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
@@ -192,6 +194,11 @@ CELERY_BEAT_SCHEDULE = {
     "celery-live-prune-history": {
         "task": "celery_live.tasks.prune_history",
         "schedule": env_float("CELERY_LIVE_PRUNE_EVERY", 3600.0),
+    },
+    # The tour's `beat` scenario (apps/assets/scenarios.py).
+    "celery-live-tour": {
+        "task": "apps.assets.scenarios.tour_beat_tick",
+        "schedule": env_float("CELERY_LIVE_TOUR_BEAT_EVERY", 30.0),
     },
 }
 
@@ -211,9 +218,28 @@ CHANNEL_LAYERS = {
 
 # --- celery-live: every CELERY_LIVE_* variable set in the environment (the app's settings
 # and their defaults are listed in celery_live/conf.py and the README) ---
-CELERY_LIVE_LAUNCHABLE_TASKS = ["apps.assets.launchable.EXAMPLE", "apps.assets.launchable.TEST"]
+CELERY_LIVE_LAUNCHABLE_TASKS = [
+    "apps.assets.launchable.EXAMPLE",
+    "apps.assets.launchable.TEST",
+    "apps.assets.launchable.ADD",
+]
+CELERY_LIVE_SCENARIOS = [
+    f"apps.assets.scenarios.{name}"
+    for name in (
+        "RETRY", "RATE_LIMIT", "PRIORITY", "TIME_LIMIT", "CHAIN", "GROUP", "CHORD",
+        "COUNTDOWN", "BEAT", "LOGS", "FAILURE",
+    )
+]  # fmt: skip
 globals().update(celery_live_from_environment())
 CELERY_LIVE_DATA_DIR = str(DATA_DIR)
 # How long the seed's tasks sleep by default (seconds); a launch may pass its own `delay`.
 CELERY_LIVE_TEST_TASK_DELAY = env_float("CELERY_LIVE_TEST_TASK_DELAY", 2.0)
 CELERY_LIVE_EXAMPLE_ITERATION_DELAY = env_float("CELERY_LIVE_EXAMPLE_ITERATION_DELAY", 1.0)
+# The tour (apps/assets/scenarios.py): its tasks are in no `tasks` module, so the worker
+# imports them; how long each scenario takes is settable so tests run the tour in seconds.
+CELERY_IMPORTS = ["apps.assets.scenarios"]
+CELERY_LIVE_TOUR_STEP_DELAY = env_float("CELERY_LIVE_TOUR_STEP_DELAY", 1.0)  # a workflow step's sleep
+CELERY_LIVE_TOUR_RATE_LIMIT = os.environ.get("CELERY_LIVE_TOUR_RATE_LIMIT") or "6/m"
+CELERY_LIVE_TOUR_TIME_LIMIT = env_float("CELERY_LIVE_TOUR_TIME_LIMIT", 2.0)  # soft and hard, seconds
+CELERY_LIVE_TOUR_COUNTDOWN = env_float("CELERY_LIVE_TOUR_COUNTDOWN", 5.0)  # seconds between the runs' ETAs
+CELERY_LIVE_TOUR_BACKLOG = env_int("CELERY_LIVE_TOUR_BACKLOG", 12)  # low-priority runs, at least

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
+
+from tests.paths import BACKEND_DIR
 
 T = TypeVar("T")
 
@@ -64,3 +71,29 @@ def unreachable_redis():
     from celery_live.processes.redis_server import free_port
 
     return redis.Redis(port=free_port(), decode_responses=True, retry=Retry(NoBackoff(), 0))
+
+
+@contextmanager
+def celery_process(*argv: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """A real `celery -A config <argv>` (a CLI worker, beat) in the backend folder with the
+    demo's settings (`env` added), quiet; stopped as systemd would (SIGTERM: a warm shutdown,
+    so its shutdown signals run) on leaving."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", *argv],
+        cwd=BACKEND_DIR,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(20)
+
+
+def processes_of(task_id: str) -> dict[str, str]:
+    """Which kind of process published each type of the run's events (`data["process"]`)."""
+    from celery_live.runs import history
+
+    return {event["type"]: event["data"]["process"] for event in history.task_events(task_id)}

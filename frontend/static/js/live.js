@@ -10,7 +10,10 @@
  * - The connection indicator (live / reconnecting / catching up).
  * - "Catching up…" after a reconnect until the server says the page has all it missed.
  * - Inserting list rows the page does not have yet (a new run, or one that now matches
- *   the filters), newest first: htmx reports an out-of-band swap with no target.
+ *   the filters), newest first, and dropping removals of rows it never showed, before htmx
+ *   swaps the frame (the `live-rows` extension): no swap is left without its target.
+ * - A run's iterations following the newest; a request the server never answered said
+ *   next to its button.
  * - Local times, a ticking run time for running tasks, and how long ago each worker beat.
  */
 (function () {
@@ -178,6 +181,13 @@
       var since = parseFloat(el.getAttribute("data-running-since"));
       if (!isNaN(since)) el.textContent = "running " + Math.max(0, now - since).toFixed(1) + " s";
     });
+    // A time to come (a retry's next attempt, Beat's next run): "in 3 s", then "due now".
+    document.querySelectorAll("[data-countdown-to]").forEach(function (el) {
+      var left = Math.ceil(parseFloat(el.getAttribute("data-countdown-to")) - now);
+      if (isNaN(left)) return;
+      var text = left <= 0 ? "due now" : left < 120 ? "in " + left + " s" : "in " + Math.ceil(left / 60) + " min";
+      if (el.textContent !== text) el.textContent = text;
+    });
     // A worker's last heartbeat: "2 s ago", "3 min ago".
     document.querySelectorAll("time[data-ago]").forEach(function (el) {
       var ago = Math.max(0, Math.round(now - parseFloat(el.getAttribute("data-ago"))));
@@ -190,11 +200,11 @@
   document.addEventListener("DOMContentLoaded", function () { formatTimes(); tick(); });
   document.addEventListener("htmx:wsAfterMessage", function () { formatTimes(); tick(); showStatus(); });
 
-  document.addEventListener("htmx:oobErrorNoTarget", function (evt) {
-    var row = evt.detail.content;
-    var boxId = row && row.getAttribute && row.getAttribute("data-upsert");
-    var box = boxId && document.getElementById(boxId);
+  // A row the page does not have yet goes into its box (`data-upsert`), newest first.
+  function insertRow(row) {
+    var box = document.getElementById(row.getAttribute("data-upsert"));
     if (!box) return;
+    row.removeAttribute("hx-swap-oob");
     var first = parseFloat(row.getAttribute("data-first-seen")) || 0;
     var next = null;
     for (var i = 0; i < box.children.length; i++) {
@@ -203,7 +213,88 @@
     box.insertBefore(row, next);
     htmx.process(row);
     formatTimes(row);
+  }
+
+  // Before htmx swaps a frame, every swap in it finds its target: a new row is inserted
+  // here, and the removal of a row this page does not show (a run that does not match
+  // its filters) is dropped. htmx would log an error for each (htmx:oobErrorNoTarget).
+  // <body hx-ext="live-rows"> puts every socket of the page under it.
+  htmx.defineExtension("live-rows", {
+    transformResponse: function (text) {
+      if (text.indexOf("data-upsert") < 0 && text.indexOf('hx-swap-oob="delete"') < 0) return text;
+      var frame = document.createElement("template");
+      frame.innerHTML = text;
+      var changed = false;
+      Array.prototype.slice.call(frame.content.children).forEach(function (part) {
+        if (!part.id || document.getElementById(part.id)) return;
+        if (part.getAttribute("hx-swap-oob") === "delete") part.remove();
+        else if (part.hasAttribute("data-upsert")) insertRow(part);
+        else return;
+        changed = true;
+      });
+      return changed ? frame.innerHTML : text;
+    },
   });
+
+  // A run's iterations follow their newest one, unless their reader scrolled up (back to
+  // the bottom follows again). Scrolls this script makes are told apart by their position.
+  var TAIL_SLACK_PX = 4;
+  function followTail(list) {
+    if (!list || list.getAttribute("data-follow") === "0") return;
+    list.scrollTop = list.scrollHeight;
+    list.autoScrollTop = list.scrollTop;
+  }
+  function followAll(root) {
+    (root || document).querySelectorAll(".run__iterations").forEach(followTail);
+  }
+  document.addEventListener("scroll", function (evt) {
+    var list = evt.target;
+    if (!list.classList || !list.classList.contains("run__iterations")) return;
+    if (list.scrollTop === list.autoScrollTop) return;
+    var atBottom = list.scrollHeight - list.scrollTop - list.clientHeight <= TAIL_SLACK_PX;
+    list.setAttribute("data-follow", atBottom ? "1" : "0");
+  }, true);
+  document.addEventListener("htmx:oobAfterSwap", function (evt) {
+    var target = evt.detail.target;
+    if (target && target.classList && target.classList.contains("run__iterations")) followTail(target);
+    else if (target && target.id === "runs") followAll(target);
+  });
+
+  // A request the server never answered ("Run task" while it is down), or answered with an
+  // error htmx does not swap: said next to what sent it, until its next request succeeds.
+  var SEND_FAILED = "Could not reach the server: nothing was sent. Is it running?";
+  // The note sits after the form's submit button, or after a button outside any form.
+  function sendErrorNote(source, create) {
+    var form = source.closest("form");
+    var anchor = form ? form.querySelector("[type=submit]") || form.lastElementChild : source;
+    var next = anchor && anchor.nextElementSibling;
+    if (next && next.classList.contains("send-error")) return next;
+    if (!create || !anchor) return null;
+    var note = document.createElement("p");
+    note.className = "send-error";
+    note.setAttribute("role", "alert");
+    anchor.insertAdjacentElement("afterend", note);
+    return note;
+  }
+  function requestFailed(evt) {
+    var source = evt.detail.elt;
+    if (!source || !source.isConnected) return;
+    var xhr = evt.detail.xhr;
+    var note = sendErrorNote(source, true);
+    if (!note) return;
+    note.textContent = evt.type === "htmx:sendError" || !xhr || !xhr.status
+      ? SEND_FAILED
+      : "The server answered " + xhr.status + (xhr.statusText ? " " + xhr.statusText : "") + ": try again.";
+  }
+  document.addEventListener("htmx:sendError", requestFailed);
+  document.addEventListener("htmx:responseError", requestFailed);
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var source = evt.detail.elt;
+    var note = evt.detail.successful && source && source.isConnected && sendErrorNote(source, false);
+    if (note) note.remove();
+  });
+
   document.addEventListener("htmx:afterSwap", function () { formatTimes(); });
+  document.addEventListener("DOMContentLoaded", function () { followAll(); });
   setInterval(tick, 200);
 })();

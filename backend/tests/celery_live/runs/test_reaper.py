@@ -168,8 +168,9 @@ def test_a_silent_worker_instance_is_announced_offline_once_with_why(settings):
     Reaper(client).mark_lost(now)
     Reaper(client).mark_lost(now + 1)
     offline = [e for e in history.read_after("0-0") if e["type"] == "worker.offline"]
-    assert [(e["worker"], e["data"]) for e in offline] == [
-        ("w@host", {"reason": "no heartbeat for 30 s", "instance": killed})
+    # (Every event also says the kind of process that made it: here the test's, "web".)
+    assert [(e["worker"], e["data"]["reason"], e["data"]["instance"]) for e in offline] == [
+        ("w@host", "no heartbeat for 30 s", killed)
     ]
     [record] = read_workers(client, now + 1)
     assert (record.offline_at, record.offline_reason) == (now, "no heartbeat for 30 s")

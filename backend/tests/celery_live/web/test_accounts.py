@@ -23,6 +23,7 @@ def test_the_login_page_is_the_dashboards_with_a_csrf_protected_form(client):
     assert "csrfmiddlewaretoken" in html
     assert '<input type="hidden" name="next" value="/runs/">' in html
     assert 'id="connection"' not in html  # no live socket on this page
+    assert 'id="presenter"' not in html  # nor the presenter's, which would refuse the visitor
 
 
 def test_logging_in_goes_back_where_the_visitor_was_sent_from(client, make_user):
@@ -73,6 +74,10 @@ def test_logging_out_takes_a_post_and_lands_on_the_login_page(client, make_user)
 
 def test_an_anonymous_visitor_gets_a_log_in_link_only_in_login_mode(client, settings):
     link = '<a class="account__login" href="/accounts/login/">Log in</a>'
-    assert link in client.get("/no-such-page/").content.decode()
+    html = client.get("/no-such-page/").content.decode()
+    assert link in html
+    assert 'id="presenter"' not in html  # its socket would refuse the visitor
     settings.CELERY_LIVE_REQUIRE_LOGIN = False
-    assert "account__login" not in client.get("/no-such-page/").content.decode()
+    html = client.get("/no-such-page/").content.decode()
+    assert "account__login" not in html
+    assert 'id="presenter"' in html

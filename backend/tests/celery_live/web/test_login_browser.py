@@ -116,11 +116,15 @@ def test_a_viewer_watches_without_the_form_or_controls_and_is_refused_control(br
     page.context.close()
 
 
-#: Keeps every socket the page makes in `window.__sockets`, so a test can drop one.
+#: Keeps every page socket the page makes (not presenter mode's) in `window.__sockets`, so
+#: a test can drop one.
 KEEP_SOCKETS = """
 window.__sockets = [];
 window.WebSocket = class extends window.WebSocket {
-  constructor(...args) { super(...args); window.__sockets.push(this); }
+  constructor(...args) {
+    super(...args);
+    if (String(args[0]).includes("/ws/page/")) window.__sockets.push(this);
+  }
 };
 """
 

@@ -110,3 +110,14 @@ def test_the_page_shows_recorded_runs_beside_the_few_runs_redis_still_holds(clie
     html = client.get("/").content.decode()
     assert 'id="run-kept"' in html
     assert html.index('id="run-after"') < html.index('id="run-kept"')  # newest first
+
+
+def test_a_runs_page_that_cannot_be_live_says_why_and_has_no_socket(client):
+    live = client.get("/runs/?name=demo").content.decode()
+    assert 'ws-connect="/ws/page/?name=demo&amp;view=list"' in live
+    bad = client.get("/runs/?time_from=notadate&name=demo").content.decode()
+    assert "ws-connect" not in bad
+    assert "Not live: fix the filter" in bad
+    older = client.get("/runs/?name=demo&before=1700000000.5").content.decode()
+    assert "ws-connect" not in older
+    assert 'Older page · not live · <a href="/runs/?name=demo">live page</a>' in older
