@@ -9,6 +9,7 @@ queued for other tests' workers.
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -126,6 +127,15 @@ def test_each_scenario_shows_what_celery_does_live(page, stack):
             wait_state(page, task_id, "Succeeded")
     *header, callback = (run_json(page, task_id) for task_id in launched["chord"])
     assert callback["started_at"] >= max(run["finished_at"] for run in header)
+    # The chain's steps one after another, each sent by the one before; the group's runs
+    # under one group id.
+    steps = [run_json(page, task_id) for task_id in launched["chain"]]
+    for before, after in itertools.pairwise(steps):
+        assert after["parent_id"] == before["task_id"]
+        assert after["started_at"] >= before["finished_at"]
+    members = [run_json(page, task_id) for task_id in launched["group"]]
+    assert len({run["group_id"] for run in members}) == 1
+    assert members[0]["group_id"]
     wait_state(page, last, "Succeeded")
 
 
