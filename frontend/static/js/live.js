@@ -239,14 +239,18 @@
   // A run's iterations follow their newest one, unless their reader scrolled up (back to
   // the bottom follows again). Scrolls this script makes are told apart by their position.
   var TAIL_SLACK_PX = 4;
-  // A scroll this script did not make is the reader's: following goes on only at the
-  // bottom. Also asked before each follow, since a swap can land before the reader's
-  // scroll event does (at 20 iterations/s a full test run lost the reader's scroll once).
+  // A scroll this script did not make is the reader's: following goes on only if it left
+  // the list at its bottom, as tall as the reader saw it (`seenHeight`: before an iteration
+  // that landed since). Also asked before each follow, since a swap can land before the
+  // reader's scroll event does (at 20 iterations/s full test runs lost the reader's
+  // scroll, up and back down, once each).
   function noteReaderScroll(list) {
-    if (list.autoScrollTop === undefined || list.scrollTop === list.autoScrollTop) return;
-    var atBottom = list.scrollHeight - list.scrollTop - list.clientHeight <= TAIL_SLACK_PX;
-    list.setAttribute("data-follow", atBottom ? "1" : "0");
-    list.autoScrollTop = list.scrollTop;
+    if (list.autoScrollTop !== undefined && list.scrollTop !== list.autoScrollTop) {
+      var height = list.seenHeight || list.scrollHeight;
+      list.setAttribute("data-follow", height - list.scrollTop - list.clientHeight <= TAIL_SLACK_PX ? "1" : "0");
+      list.autoScrollTop = list.scrollTop;
+    }
+    list.seenHeight = list.scrollHeight;
   }
   function followTail(list) {
     if (!list) return;
