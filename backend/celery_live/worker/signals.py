@@ -210,13 +210,13 @@ def _callback_tasks(callback: Any) -> Iterator[Signature]:
         yield signature
 
 
-def _readable(signatures: Iterator[Signature], what: str, headers: dict) -> list[Signature]:
-    """All of `signatures` read from the message `headers` describes, or none (logged) when
-    this process cannot read its `what`: a canvas it cannot read must not stop the send."""
+def _readable(signatures: Iterator[Signature], what: str, of: str | None) -> list[Signature]:
+    """All of `signatures`, or none (logged) when this process cannot read the `what` of
+    task `of`: a canvas it cannot read must not stop a send, nor end a task."""
     try:
         return list(signatures)
     except Exception:
-        logger.exception("celery-live: could not read the %s of %s", what, headers.get("id"))
+        logger.exception("celery-live: could not read the %s%s", what, f" of {of}" if of else "")
         return []
 
 
@@ -244,7 +244,7 @@ def announce_chord_callback(callback: Any, headers: dict) -> None:
     """Publish `task.waiting` for a chord's callback (once per process), from a header
     task's message: Celery sends the callback only when the whole header has succeeded."""
     group_id, root_id = headers.get("group"), headers.get("root_id")
-    for task in _readable(_callback_tasks(callback), "chord callback", headers):
+    for task in _readable(_callback_tasks(callback), "chord callback", headers.get("id")):
         _announce_waiting(
             task,
             f"its chord header (group {group_id})" if group_id else "its chord header",
@@ -282,7 +282,7 @@ def announce_chain_steps(chain: list, headers: dict) -> None:
     first step's message: each is sent only when the step before it has succeeded."""
     previous = headers["id"]
     root_id = headers.get("root_id") or previous
-    for number, step in enumerate(_readable(_chain_steps(chain), "chain", headers), start=2):
+    for number, step in enumerate(_readable(_chain_steps(chain), "chain", headers.get("id")), start=2):
         _announce_waiting(
             step,
             f"step {number - 1} of the chain ({_short(previous)})",
@@ -309,12 +309,7 @@ def publish_chain_never_sent(chain: list, ended_id: str, how: str = "failed") ->
     """End the later steps of a chain whose step `ended_id` failed (or was revoked): Celery
     never sends them, and an announced step must not look pending forever (REVOKED, "never
     sent")."""
-    try:
-        steps = list(_chain_steps(chain))
-    except Exception:
-        logger.exception("celery-live: could not read the chain of %s", ended_id)
-        return
-    for step in steps:
+    for step in _readable(_chain_steps(chain), "chain", ended_id):
         publish(
             EventType.TASK_REVOKED,
             wait=False,
@@ -326,12 +321,7 @@ def publish_chain_never_sent(chain: list, ended_id: str, how: str = "failed") ->
 
 def publish_chord_failure(callback: Any, exc: BaseException | None, traceback: str | None) -> None:
     """Publish `task.failed` for each run of a chord callback Celery has failed."""
-    try:
-        tasks = list(_callback_tasks(callback))
-    except Exception:
-        logger.exception("celery-live: could not read a failed chord's callback")
-        return
-    for task in tasks:
+    for task in _readable(_callback_tasks(callback), "failed chord callback", None):
         publish(
             EventType.TASK_FAILED,
             wait=False,
