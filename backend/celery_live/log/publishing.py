@@ -28,6 +28,11 @@ children get their own) and one daemon thread, the *pump*:
 - An event sent again may have run the first time (Redis executed it but its reply was
   lost): the script finds its `uid` among its run's last 50 events (the stream's last 200
   for events of no run) and does not add it twice.
+- Two publishers may describe one transition: two bridges (bridge/) each receive every
+  Celery event, and a producer's `task.sent` comes both from its signal and from Celery's
+  `task-sent`. Such an event carries a *dedupe key* (`publish(..., dedupe=...)`): the script
+  logs the first event with that key, remembers its "id seq" for `DEDUPE_TTL` s, and answers
+  any later one with it, unlogged. Events without a key pay nothing (the same command).
 - A pool child publishes what it still holds before it exits (`worker_process_shutdown`),
   other processes at exit; what cannot be published then is logged with its count.
 
@@ -91,11 +96,17 @@ def utf8(text: str) -> bytes:
 
 
 # KEYS: stream, task list (the stream again for an event of no run), runs index.
-# ARGV: json, maxlen, ttl, task_id, ts[, resent, uid]. Replies "+<id> <seq>" (one line,
-# which the pump counts). A resent event ('1') that is already in the log is not added
-# again: the reply names the copy there.
+# ARGV: json, maxlen, ttl, task_id, ts[, resent, uid[, dedupe key, its ttl]]. Replies
+# "+<id> <seq>" (one line, which the pump counts). A resent event ('1') that is already in
+# the log is not added again: the reply names the copy there; nor is an event whose dedupe
+# key an earlier one took: the reply names that one.
 _PUBLISH_LUA = """
 local is_task = ARGV[4] ~= ''
+local dedupe = ARGV[8]
+if dedupe then
+  local first = redis.call('GET', dedupe)
+  if first then return redis.status_reply(first) end
+end
 if ARGV[6] == '1' then
   local mark = '"uid":"' .. ARGV[7] .. '"'
   if is_task then
@@ -123,6 +134,7 @@ if is_task then
     redis.call('ZADD', KEYS[3], 'NX', ARGV[5], ARGV[4])
   end
 end
+if dedupe then redis.call('SET', dedupe, id .. ' ' .. seq, 'EX', ARGV[9]) end
 return redis.status_reply(id .. ' ' .. seq)
 """
 
@@ -146,26 +158,34 @@ _GATHER = 0.02
 _FLUSH_BATCH = 500
 #: Affected runs a gap marker names (and gets a `task.log` on).
 _GAP_RUNS = 50
+#: Seconds a dedupe key names the event that took it: two bridges receive a Celery event
+#: within milliseconds of each other, and a buffered event is published within seconds of
+#: Redis' return; this is far beyond both. Each key costs Redis ~200 bytes meanwhile
+#: (measured over 100,000): a bridge at 100 events/s holds ~12 MB of them.
+DEDUPE_TTL = 600
 
 
 def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(value), value)
 
 
-# EVALSHA sha numkeys key1 key2 key3 + 7 arguments: 13 bulk strings. The sha, not the
-# script's 1.2 kB: each connection loads the script when it opens.
-_EVAL_HEAD = b"*13\r\n$7\r\nEVALSHA\r\n" + _bulk(_PUBLISH_SHA.encode()) + _bulk(b"3")
+# EVALSHA sha numkeys key1 key2 key3 + 7 arguments: 13 bulk strings (15 with a dedupe key
+# and its ttl). The sha, not the script's 1.2 kB: each connection loads the script when it opens.
+_EVAL_TAIL = b"$7\r\nEVALSHA\r\n" + _bulk(_PUBLISH_SHA.encode()) + _bulk(b"3")
+_EVAL_HEAD = b"*13\r\n" + _EVAL_TAIL
+_EVAL_HEAD_DEDUPE = b"*15\r\n" + _EVAL_TAIL
 
 
 class _Item:
     """One event on its way to the log: its `EVALSHA` and, with `wait`, whoever waits for its id."""
 
-    __slots__ = ("body", "done", "event", "reply", "resent", "sent_at")
+    __slots__ = ("body", "dedupe", "done", "event", "reply", "resent", "sent_at")
 
-    def __init__(self, event: dict[str, Any], wait: bool = False) -> None:
+    def __init__(self, event: dict[str, Any], wait: bool = False, dedupe: str | None = None) -> None:
         self.event = event
         keys, args = Publisher._script_call(event)
         self.body = b"".join(_bulk(utf8(str(field))) for field in (*keys, *args))
+        self.dedupe = dedupe
         self.resent = False
         self.sent_at = 0.0
         self.done = threading.Event() if wait else None
@@ -174,7 +194,11 @@ class _Item:
     def packed(self) -> bytes:
         """The `EVALSHA` command as written on the socket."""
         resent = _bulk(b"1" if self.resent else b"")
-        return _EVAL_HEAD + self.body + resent + _bulk(self.event["uid"].encode())
+        uid = _bulk(self.event["uid"].encode())
+        if self.dedupe is None:
+            return _EVAL_HEAD + self.body + resent + uid
+        dedupe = _bulk(utf8(self.dedupe)) + _bulk(b"%d" % DEDUPE_TTL)
+        return _EVAL_HEAD_DEDUPE + self.body + resent + uid + dedupe
 
     def answer(self, reply: str | None) -> None:
         """Tell a waiting publisher its reply (None: buffered or refused, no id for now)."""
@@ -557,13 +581,15 @@ class Publisher:
                     pipe = self._pipe = _Pipe(self._url or conf.redis_url)
         return pipe
 
-    def publish(self, event: dict[str, Any]) -> dict[str, Any] | None:
+    def publish(self, event: dict[str, Any], dedupe: str | None = None) -> dict[str, Any] | None:
         """Append `event` to the log and wait for its `id` and `seq`; return it with them.
 
         None if it could not be written now (Redis away, or events buffered before it) or
         was not confirmed within 5 s: it is then published later, in order, by the pump.
+        With `dedupe` (a Redis key, `store.dedupe_key`), an event whose key an earlier one
+        took is not logged, and gets that one's `id` and `seq`.
         """
-        item = _Item(event, wait=True)
+        item = _Item(event, wait=True, dedupe=dedupe)
         pipe = self._here()
         with pipe.lock:
             written = pipe.submit(item)
@@ -574,9 +600,10 @@ class Publisher:
         event["id"], event["seq"] = event_id, int(seq)
         return event
 
-    def publish_nowait(self, event: dict[str, Any]) -> None:
-        """Append `event` to the log without waiting: a socket write, or a place in the buffer."""
-        item = _Item(event)
+    def publish_nowait(self, event: dict[str, Any], dedupe: str | None = None) -> None:
+        """Append `event` to the log without waiting: a socket write, or a place in the buffer
+        (`dedupe`: as for `publish`)."""
+        item = _Item(event, dedupe=dedupe)
         pipe = self._here()
         with pipe.lock:
             pipe.submit(item)
@@ -636,14 +663,17 @@ def get_publisher() -> Publisher:
     return _publisher
 
 
-def publish(type: EventType | str, *, wait: bool = True, **fields: Any) -> dict[str, Any] | None:
+def publish(
+    type: EventType | str, *, wait: bool = True, dedupe: str | None = None, **fields: Any
+) -> dict[str, Any] | None:
     """Build an event and publish it. Never raises: a failure is logged and counted instead.
 
     Publishing happens inside Celery's signal handlers and tasks; an exception there
     must not fail the user's task, but a lost event must not go unnoticed either. While
     Redis is away events are buffered (see the module's docstring) and None is returned.
     `wait=False` does not wait for Redis (see `Publisher.publish_nowait`): for events a
-    running task publishes, whose order only matters within its own process.
+    running task publishes, whose order only matters within its own process. `dedupe`: a
+    key (`store.dedupe_key`) that makes the event count once however many publish it.
     """
     try:
         event = make_event(type, **fields)
@@ -653,9 +683,9 @@ def publish(type: EventType | str, *, wait: bool = True, **fields: Any) -> dict[
         return None
     try:
         if not wait:
-            _publisher.publish_nowait(event)
+            _publisher.publish_nowait(event, dedupe)
             return event
-        return _publisher.publish(event)
+        return _publisher.publish(event, dedupe)
     except Exception:
         _publisher.errors += 1
         logger.exception(

@@ -94,6 +94,42 @@ def beat_schedule_key() -> str:
     return f"{conf.STREAM_KEY}:beat-schedule"
 
 
+def dedupe_key(identity: str) -> str:
+    """Taken by the first event published with this identity (`publish(dedupe=...)`): the
+    same transition published again (a second bridge; Celery's `task-sent` after our
+    signal's) is dropped."""
+    return f"{conf.STREAM_KEY}:dedupe:{identity}"
+
+
+def sent_dedupe_key(task_id: str, retries: int) -> str:
+    """The dedupe key of a message's `task.sent`, whichever path publishes it first: the
+    sender's `before_task_publish` (worker/signals.py) or Celery's `task-sent` (bridge/)."""
+    return dedupe_key(f"sent:{task_id}:{retries}")
+
+
+def bridge_watch_key() -> str:
+    """Since when (epoch seconds) a bridge has read Celery's events without a break; it
+    expires when no bridge renews it (`celery_live.log.workers.note_bridge_watching`)."""
+    return f"{conf.STREAM_KEY}:bridge-watching"
+
+
+def instrumented_key(hostname: str) -> str:
+    """Set while a worker of this hostname runs celery-live's worker side (its heartbeat
+    step): the bridge leaves that worker's Celery events alone, its signals say more."""
+    return f"{conf.STREAM_KEY}:instrumented:{hostname}"
+
+
+#: Seconds an instrumented worker's mark outlives its last heartbeat (2 s apart): a worker
+#: killed without a goodbye stops being skipped by the bridge this long after.
+INSTRUMENTED_TTL = 30
+
+
+def mark_instrumented(client: redis.Redis, hostname: str) -> None:
+    """Mark `hostname` as an instrumented worker for `INSTRUMENTED_TTL` s (the heartbeat
+    step: once before the worker's consumer starts, then at every beat)."""
+    client.set(instrumented_key(hostname), "1", ex=INSTRUMENTED_TTL)
+
+
 _client: redis.Redis | None = None
 
 

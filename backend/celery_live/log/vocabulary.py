@@ -396,6 +396,10 @@ class ProcessRole(StrEnum):
     POOL = "pool"
     BEAT = "beat"
     RECORDER = "recorder"
+    #: celery-live's bridge (`manage.py bridge_events`): the event retells what Celery's own
+    #: event stream said of a process celery-live does not run in (`data["celery_event"]`
+    #: names that Celery event); no signal of ours fired.
+    BRIDGE = "bridge"
 
 
 #: How explain mode names each kind of process.
@@ -405,7 +409,10 @@ PROCESS_LABELS: dict[ProcessRole, str] = {
     ProcessRole.POOL: "worker's pool child",
     ProcessRole.BEAT: "Beat process",
     ProcessRole.RECORDER: "recorder",
+    ProcessRole.BRIDGE: "bridge, from Celery's own events",
 }
+#: What a bridged event's sentence calls the process that acted: the bridge only relays it.
+_BRIDGED_ACTOR = "sending process"
 
 #: The process that usually makes each event type: what explain mode says of events logged
 #: before they carried `data["process"]` (a `task.sent` of a retry comes from a pool child,
@@ -452,5 +459,17 @@ def explain_sentence(event: Event) -> str:
         return ""
     data = event.get("data") or {}
     fields = _Unknown({key: value for key, value in data.items() if value is not None})
-    fields.update(worker=event.get("worker") or "?", process=PROCESS_LABELS[process_of(event)])
+    role = process_of(event)
+    process = _BRIDGED_ACTOR if role == ProcessRole.BRIDGE else PROCESS_LABELS[role]
+    fields.update(worker=event.get("worker") or "?", process=process)
     return kind.explain.format_map(fields)
+
+
+def signal_of(event: Event) -> str:
+    """Explain mode's source of `event`: the Celery signal (or celery-live's hook) that makes
+    it, or for a bridged event the Celery event it retells."""
+    data = event.get("data") or {}
+    if process_of(event) == ProcessRole.BRIDGE:
+        return f"Celery's {data.get('celery_event') or 'own'} event (bridged)"
+    kind = EVENT_KINDS.get(event.get("type"))
+    return kind.signal if kind is not None else ""

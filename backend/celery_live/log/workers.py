@@ -31,7 +31,7 @@ import redis
 
 from celery_live.conf import conf
 from celery_live.log.publishing import publish
-from celery_live.log.store import worker_instances_key, worker_registered_key, workers_key
+from celery_live.log.store import bridge_watch_key, worker_instances_key, worker_registered_key, workers_key
 from celery_live.log.vocabulary import EventType
 
 #: This process's instance id, once it has started beating as a worker (set_instance).
@@ -78,6 +78,8 @@ class Beat:
 
     ts: float
     instance: str | None = None
+    #: Written by the bridge from Celery's own events (bridge/), not by our heartbeat step.
+    bridged: bool = False
 
     @classmethod
     def parse(cls, raw: str) -> Beat:
@@ -88,10 +90,12 @@ class Beat:
             return cls(ts=0.0)
         if isinstance(value, (int, float)):
             return cls(ts=float(value))
-        return cls(ts=float(value.get("ts") or 0), instance=value.get("instance"))
+        bridged = value.get("bridged") is True
+        return cls(ts=float(value.get("ts") or 0), instance=value.get("instance"), bridged=bridged)
 
     def encode(self) -> str:
-        return json.dumps({"ts": self.ts, "instance": self.instance})
+        bridged = {"bridged": True} if self.bridged else {}
+        return json.dumps({"ts": self.ts, "instance": self.instance, **bridged})
 
     def is_silent(self, now: float) -> bool:
         return now - self.ts > conf.WORKER_TIMEOUT
@@ -202,6 +206,8 @@ class WorkerRecord:
     offline_at: float | None = None
     offline_reason: str | None = None
     registered: tuple[str, ...] | None = None
+    #: Described by the bridge from Celery's events (it has no pool, queues or failures).
+    bridged: bool = False
 
     #: The fields a heartbeat's `data` carries (besides `instance`).
     BEAT_FIELDS = ("pool", "concurrency", "queues", "active", "reserved", "processed", "failed", "load")
@@ -226,6 +232,7 @@ class WorkerRecord:
             offline_at=_number(data.get("offline_at")),
             offline_reason=_text(data.get("offline_reason")),
             registered=_texts(registered) if isinstance(registered, list) else None,
+            bridged=data.get("bridged") is True,
         )
 
     @classmethod
@@ -268,6 +275,7 @@ class WorkerRecord:
                 **self.beat_data(),
                 "offline_at": self.offline_at,
                 "offline_reason": self.offline_reason,
+                "bridged": self.bridged,
             }
         )
 
@@ -319,6 +327,7 @@ class WorkerRecord:
             "offline_at": self.offline_at,
             "offline_reason": self.offline_reason or silent,
             "registered": list(self.registered or ()),
+            "bridged": self.bridged,
         }
 
 
@@ -329,7 +338,8 @@ def record_worker(client: redis.Redis, record: WorkerRecord, registered: list[st
     Whether the registry holds its registered names now: False after Redis lost its data,
     and the worker sends them again."""
     pipe = client.pipeline(transaction=False)
-    pipe.hset(workers_key(), record.hostname, Beat(ts=record.ts, instance=record.instance).encode())
+    beat = Beat(ts=record.ts, instance=record.instance, bridged=record.bridged)
+    pipe.hset(workers_key(), record.hostname, beat.encode())
     pipe.hset(worker_instances_key(), record.instance, record.encode())
     if registered is not None:
         pipe.hset(worker_registered_key(), record.instance, json.dumps(registered))
@@ -386,3 +396,42 @@ def forget_stale(client: redis.Redis, now: float) -> list[str]:
     if orphans:
         client.hdel(worker_registered_key(), *orphans)
     return stale
+
+
+#: Seconds a bridge's watching mark lasts unless renewed (the bridge renews it every
+#: `BRIDGE_RENEW` s while it listens).
+BRIDGE_WATCH_TTL = 6
+BRIDGE_RENEW = 2.0
+
+
+def note_bridge_watching(client: redis.Redis, now: float | None = None) -> None:
+    """A bridge listens now: keep (or start) the time since which one has without a break."""
+    pipe = client.pipeline(transaction=False)
+    pipe.set(bridge_watch_key(), time.time() if now is None else now, nx=True, ex=BRIDGE_WATCH_TTL)
+    pipe.expire(bridge_watch_key(), BRIDGE_WATCH_TTL)
+    pipe.execute()
+
+
+def bridge_watching_for(client: redis.Redis, now: float) -> float:
+    """Seconds a bridge has listened without a break (0: none listens)."""
+    since = client.get(bridge_watch_key())
+    try:
+        return max(0.0, now - float(since)) if since is not None else 0.0
+    except ValueError:
+        return 0.0
+
+
+def bridge_watched(client: redis.Redis, now: float) -> bool:
+    """Whether a bridged worker's silence means it is dead: a bridge has listened for the
+    whole timeout. With every bridge down, or one just back that has not heard the
+    heartbeats yet (Celery's come every 2 s), a silent bridged worker is not known to be
+    dead, and its runs must not become LOST."""
+    return bridge_watching_for(client, now) > conf.WORKER_TIMEOUT
+
+
+def judged_beats(beats: dict[str, Beat], watched: bool, now: float) -> dict[str, Beat]:
+    """The beats the reaper judges by: unless a bridge watched (`bridge_watched`), bridged
+    workers count as beating now."""
+    if watched:
+        return beats
+    return {name: replace(beat, ts=now) if beat.bridged else beat for name, beat in beats.items()}

@@ -39,7 +39,9 @@ from celery_live.log.workers import (
     FORGET_AFTER,
     Beat,
     WorkerRecord,
+    bridge_watched,
     forget_stale,
+    judged_beats,
     mark_offline,
     parse_registry,
     publish_offline,
@@ -105,7 +107,8 @@ class Reaper:
     def mark_lost(self, now: float) -> list[str]:
         """Mark runs whose worker process is gone LOST; return their ids."""
         timeout = conf.WORKER_TIMEOUT
-        beats = read_beats(self.client)
+        watched = bridge_watched(self.client, now)
+        beats = judged_beats(read_beats(self.client), watched, now)
         candidates = (
             Run.objects.exclude(state__in=FINAL_STATES)
             .exclude(worker="")
@@ -121,13 +124,18 @@ class Reaper:
                     lost.append(run.task_id)
             except Exception:
                 logger.exception("celery-live reaper: could not mark run %s lost; going on", run.task_id)
-        self.announce_offline(beats, now)
+        self.announce_offline(beats, now, watched)
         return lost
 
-    def announce_offline(self, beats: dict[str, Beat], now: float) -> None:
+    def announce_offline(self, beats: dict[str, Beat], now: float, watched: bool = True) -> None:
         """Announce offline, once, each worker instance silent for the timeout or replaced
-        by a newer instance of its hostname (killed and restarted within the timeout)."""
-        records = parse_registry(self.client.hgetall(worker_instances_key()), None, now)
+        by a newer instance of its hostname (killed and restarted within the timeout);
+        bridged instances only while a bridge watched (`bridge_watched`)."""
+        records = [
+            record
+            for record in parse_registry(self.client.hgetall(worker_instances_key()), None, now)
+            if watched or not record.bridged
+        ]
         for record in records:
             reason = self._offline_reason(record, records, now)
             if reason and self._once(record.instance, "offline", seconds=int(FORGET_AFTER)):

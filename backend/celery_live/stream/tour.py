@@ -24,6 +24,7 @@ from celery_live.log.vocabulary import (
     State,
     explain_sentence,
     process_of,
+    signal_of,
     state_label,
 )
 from celery_live.runs.state import RunState
@@ -103,10 +104,9 @@ def diagram_dots(runs: list[RunState]) -> list[str]:
 
 def explain_context(event: Event) -> dict[str, str]:
     """Explain mode's annotation of an event: its process, its signal, its sentence."""
-    kind = EVENT_KINDS.get(event.get("type"))
     return {
         "process": PROCESS_LABELS[process_of(event)],
-        "signal": kind.signal if kind is not None else "",
+        "signal": signal_of(event),
         "sentence": explain_sentence(event),
     }
 

@@ -141,6 +141,11 @@ class LiveHeartbeat(bootsteps.StartStopStep):
         self._queues_told: tuple[str, ...] | None = None
         #: What its last beat said.
         self._last: WorkerRecord | None = None
+        # Now, before the consumer starts and Celery (with -E) sends worker-online: a bridge
+        # (bridge/) must know this worker's Celery events are ours before the first arrives.
+        if conf.INSTRUMENT:
+            with contextlib.suppress(Exception):  # Redis away: the first beat marks it
+                store.mark_instrumented(store.client(), worker.hostname)
         # Before the pool forks its children (the steps start later), so they share it.
         if failures is None:
             try:
@@ -173,6 +178,7 @@ class LiveHeartbeat(bootsteps.StartStopStep):
             new_names = registered if registered != self._registered_sent else None
             client = store.client()
             kept = record_worker(client, record, new_names)
+            store.mark_instrumented(client, worker.hostname)
             if record.queues != self._queues_told:  # the queues page lists every queue consumed
                 remember_queues(client, record.queues)
                 self._queues_told = record.queues

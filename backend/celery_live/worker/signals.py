@@ -64,6 +64,7 @@ from celery.canvas import Signature, maybe_signature
 
 from celery_live.log.events import RERUN_HEADER, epoch, set_process_role
 from celery_live.log.publishing import get_publisher, publish
+from celery_live.log.store import sent_dedupe_key
 from celery_live.log.vocabulary import EventType, ProcessRole
 from celery_live.log.workers import current_instance, publish_offline
 from celery_live.worker import beat, logs
@@ -184,6 +185,8 @@ def on_before_task_publish(
         announce_chain_steps(embed["chain"], headers)
     publish(
         EventType.TASK_SENT,
+        # Celery's `task-sent` for the same message, bridged, is then dropped (bridge/).
+        dedupe=sent_dedupe_key(task_id, int(headers.get("retries") or 0)),
         task_id=task_id,
         name=headers.get("task") or sender,
         data={

@@ -6,8 +6,14 @@ import pytest
 
 from celery_live.control import runs as control
 from celery_live.log import publishing
-from celery_live.log.store import workers_key
-from celery_live.log.workers import WorkerRecord, read_workers, record_beat, record_worker
+from celery_live.log.store import bridge_watch_key, workers_key
+from celery_live.log.workers import (
+    WorkerRecord,
+    note_bridge_watching,
+    read_workers,
+    record_beat,
+    record_worker,
+)
 from celery_live.runs import history
 from celery_live.runs.models import Run
 from celery_live.runs.reaper import Reaper
@@ -187,3 +193,24 @@ def test_an_instance_replaced_under_its_hostname_is_offline_at_once():
         new: None,
         old: "restarted as pid 200",
     }
+
+
+def test_a_silent_bridged_worker_loses_its_runs_only_once_a_bridge_has_listened_the_whole_timeout():
+    """Celery's events reach us only through a bridge: while none listens (or one has just
+    come back), a bridged worker's silence says nothing about the worker."""
+    client = publishing.get_publisher().client
+    now = time.time()
+    gone = instance(4242, now - 60)
+    record_worker(client, WorkerRecord(hostname="bridged@host", instance=gone, ts=now - 30, bridged=True))
+    start_run("bridged-run", "bridged@host", now - 30, instance=gone)
+    reaper = Reaper(client)
+    assert reaper.mark_lost(now) == []  # no bridge listens
+    note_bridge_watching(client, now=now - 3)
+    assert reaper.mark_lost(now) == []  # one listens, but only for 3 s
+    assert history.get_run("bridged-run").state == "STARTED"
+    offline = [e for e in history.read_after("0-0") if e["type"] == "worker.offline"]
+    assert offline == []
+    client.set(bridge_watch_key(), now - 60)  # one has listened for a minute
+    assert reaper.mark_lost(now) == ["bridged-run"]
+    offline = [e for e in history.read_after("0-0") if e["type"] == "worker.offline"]
+    assert [e["worker"] for e in offline] == ["bridged@host"]
