@@ -43,11 +43,13 @@ $(STAMPS)/npm: frontend/package.json frontend/package-lock.json | $(BIN)/python
 
 vendor: $(STAMPS)/npm
 
-# Debian's Chromium for the browser tests (Playwright cannot download browsers here), and
-# a compose client where the docker client has none, so docker-compose.yml is validated.
+# Debian's Chromium for the browser tests (Playwright cannot download browsers here),
+# nginx to run the compose proxy's deploy/nginx.conf in front of two Daphnes, and a compose
+# client where the docker client has none, so docker-compose.yml is validated.
 browser:
 	@missing=""; \
 	[ -x $(CHROMIUM) ] || missing="chromium"; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1 \
 	   && ! command -v docker-compose >/dev/null; then missing="$$missing docker-compose"; fi; \
 	if [ -n "$$missing" ]; then \

@@ -181,7 +181,11 @@ CELERY_RESULT_SERIALIZER = os.environ.get("CELERY_RESULT_SERIALIZER", "json")
 CELERY_TIMEZONE = os.environ.get("CELERY_TIMEZONE") or TIME_ZONE
 CELERY_TASK_TRACK_STARTED = env_bool("CELERY_TASK_TRACK_STARTED", True)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60)
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE") or "celery"
+# A queue of our own, not Celery's "celery": on a Redis other apps use too, a worker on the
+# shared "celery" queue took their tasks, logged "Received unregistered task ... discarded"
+# and they were lost to them (backend/tests/celery_live/test_shared_broker.py). Workers started
+# without -Q consume this queue; Beat's entries and the tour's tasks are sent to it.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE") or "celery-live"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A Redis broker hands a task a dead worker had taken but not acknowledged (prefetched,
 # or acks_late) to a worker again only after this many seconds (kombu's default: 1 h).
@@ -200,6 +204,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.assets.scenarios.tour_beat_tick",
         "schedule": env_float("CELERY_LIVE_TOUR_BEAT_EVERY", 30.0),
     },
+}
+
+# --- Cache: on the same Redis, so that web replicas share it (the launch rate is counted in
+# it, CELERY_LIVE_LAUNCH_RATE); under a prefix of its own, and cleared by prefix, never by
+# FLUSHDB (config/cache.py) ---
+CACHES = {
+    "default": {
+        "BACKEND": "config.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "celery-live:cache",
+    }
 }
 
 # --- Channels ---

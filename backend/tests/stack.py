@@ -45,7 +45,23 @@ class Stack:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """Where its web listens: the environment's HOST and PORT (127.0.0.1 and `port`
+        unless a test binds another address, e.g. replicas behind a proxy)."""
+        return f"http://{self.env['HOST']}:{self.env['PORT']}"
+
+    @property
+    def queue(self) -> str:
+        """The stack's default queue, which its first worker consumes: its environment's
+        CELERY_TASK_DEFAULT_QUEUE, else the settings' (not Celery's "celery", which other
+        apps on the same Redis may use)."""
+        from django.conf import settings
+
+        return self.env.get("CELERY_TASK_DEFAULT_QUEUE") or settings.CELERY_TASK_DEFAULT_QUEUE
+
+    @property
+    def worker_log(self) -> Path:
+        """The log of the stack's first worker (`start_worker`)."""
+        return self._log(self._worker_name)
 
     @property
     def web(self) -> subprocess.Popen | None:
@@ -65,6 +81,10 @@ class Stack:
 
     def _process(self, name: str) -> subprocess.Popen | None:
         return next((c.process for c in self.supervisor.children if c.name == name), None)
+
+    def worker_process(self, name: str) -> subprocess.Popen | None:
+        """The process of the worker `spawn_worker` started as `name` (None: no such worker)."""
+        return self._process(name)
 
     def _log(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -121,8 +141,10 @@ class Stack:
     def start_recorder(self) -> None:
         self._start("recorder", self.procfile.command("recorder", self.env))
 
-    def start_web(self) -> None:
-        self._start("web", self.procfile.command("web", self.env))
+    def start_web(self, **env: str) -> None:
+        """The Procfile's web; `env` over its environment, the line's own VAR=value included
+        (e.g. CELERY_LIVE_RECORDER="1": the recorder in Daphne's process)."""
+        self._start("web", self.procfile.command("web", self.env).with_env(**env))
         self.wait_http("/healthz", accept=(200, 503))
 
     def start_beat(self) -> None:
@@ -137,7 +159,7 @@ class Stack:
         self._stop(self._worker_name)
 
     def start_worker(self) -> None:
-        self.spawn_worker(self._worker_name, "celery", self.concurrency, own_session=False)
+        self.spawn_worker(self._worker_name, self.queue, self.concurrency, own_session=False)
 
     def spawn_worker(
         self, name: str, queue: str, concurrency: int = 1, own_session: bool = True, **env: str

@@ -33,6 +33,10 @@ except ModuleNotFoundError as missing:
         "or `make bench`"
     ) from missing
 
+#: The stacks' worker queue: a name of their own, so a benchmark on a shared Redis takes
+#: nobody's tasks (and the demo's default queue is not written twice).
+BENCH_DEMO_QUEUE = "bench-demo"
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -72,6 +76,11 @@ class Stack:
             raise ValueError("recorder must be process, thread or off")
         self.recorder = recorder
 
+    @property
+    def queue(self) -> str:
+        """The queue the stack's worker consumes: what a task sent directly must name."""
+        return self.env["CELERY_TASK_DEFAULT_QUEUE"]
+
     def __enter__(self) -> Stack:
         url = self.redis.start()
         self.env = {
@@ -88,6 +97,8 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
+            # The queue the worker consumes (it runs without -Q) and direct sends go to.
+            "CELERY_TASK_DEFAULT_QUEUE": BENCH_DEMO_QUEUE,
             **self.extra_env,
         }
         for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL"):

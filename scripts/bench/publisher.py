@@ -87,7 +87,10 @@ def burst_runs(stack: Stack, events: int, tasks: int, out: Path, timeout: float)
     per_run = events // tasks
     task_ids = [
         app.send_task(
-            "apps.assets.tasks.example_async_task", args=[f"burst-{k}", per_run], kwargs={"delay": 0}
+            "apps.assets.tasks.example_async_task",
+            args=[f"burst-{k}", per_run],
+            kwargs={"delay": 0},
+            queue=stack.queue,
         ).id
         for k in range(tasks)
     ]

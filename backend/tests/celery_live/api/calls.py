@@ -30,4 +30,4 @@ def errors(response) -> dict[str, list[str]]:
 def broker_queue_length() -> int:
     """Messages waiting in the default queue: what a refused request must not add to."""
     with app.connection_for_write() as conn:
-        return conn.default_channel.client.llen("celery")
+        return conn.default_channel.client.llen(app.conf.task_default_queue)

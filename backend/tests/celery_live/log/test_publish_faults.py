@@ -240,6 +240,8 @@ def test_a_resent_event_already_in_the_log_is_not_added_twice(blip, publisher):
 def test_a_real_task_survives_a_redis_blip(blip, publisher, tmp_path, monkeypatch):
     from celery import Celery
 
+    from config.celery import app as demo_app
+
     monkeypatch.setattr(publishing, "_publisher", publisher)  # task.sent, from this process
     log_path = tmp_path / "worker.log"
     env = {
@@ -258,6 +260,7 @@ def test_a_real_task_survives_a_redis_blip(blip, publisher, tmp_path, monkeypatc
             argv, cwd=BACKEND, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     app = Celery("blip", broker=blip.url, backend=blip.url, set_as_current=False)  # not the tests' app
+    app.conf.task_default_queue = demo_app.conf.task_default_queue  # what the demo's worker consumes
     try:
         wait_for(lambda: b" ready." in log_path.read_bytes(), timeout=30, message="the worker")
         task_id = app.send_task(

@@ -92,7 +92,7 @@ def test_it_knows_the_configured_queues_and_those_runs_wait_in(queue, settings):
     settings.CELERY_TASK_ROUTES = {"apps.assets.tasks.noop": {"queue": "routed-here"}}
     app.conf.task_routes = settings.CELERY_TASK_ROUTES
     try:
-        assert {"celery", "routed-here"} <= configured_queues(app)
+        assert {app.conf.task_default_queue, "routed-here"} <= configured_queues(app)
     finally:
         app.conf.task_routes = None
     publishing.publish("task.sent", task_id="waits", name="n", data={"queue": queue})
@@ -101,7 +101,7 @@ def test_it_knows_the_configured_queues_and_those_runs_wait_in(queue, settings):
     record_all()
     QueueSampler(owner="only").sample()
     known = known_queues(store.client())
-    assert {"celery", queue} <= known
+    assert {app.conf.task_default_queue, queue} <= known
     assert "finished-queue" not in known  # only queues runs still wait in
 
 

@@ -39,7 +39,7 @@ def test_a_worker_describes_its_pool_queues_and_tasks(celery_worker):
         celery_worker.hostname,
         "solo",
         1,
-        ("celery",),
+        (app.conf.task_default_queue,),
     )
     assert len(record.load) == 3
     names = registered_tasks(app)

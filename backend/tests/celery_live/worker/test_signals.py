@@ -45,7 +45,7 @@ def test_a_successful_run_logs_each_step_once_in_order(celery_worker):
     events = history.task_events(result.id)
     assert [e["seq"] for e in events] == [1, 2, 3, 4, 5, 6, 7]
     assert (events[0]["data"]["args"], events[0]["data"]["kwargs"]) == (["Bob", 3], {"delay": 0.01})
-    assert events[0]["data"]["queue"] == "celery"
+    assert events[0]["data"]["queue"] == app.conf.task_default_queue
     assert events[-1]["data"]["result"]["status"] == "completed"
     assert events[1]["worker"] == celery_worker.hostname  # received: the worker's main process
     assert all(e["worker"] for e in events[1:])
