@@ -1,4 +1,4 @@
-"""The supervisor of `make run`, the test stacks and the bench stacks: children started,
+"""The supervisor of `make run`, `celery-live`, the test stacks and the bench stacks: children started,
 stopped in order and, while `run()` supervises, restarted after a backoff.
 
 Children are kept in stop order (each stops while the ones after it still serve it) and
@@ -37,12 +37,14 @@ import os
 import select
 import selectors
 import signal
+import socket
 import subprocess
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from celery_live.processes.procfile import ProcessCommand
 from celery_live.processes.redis_server import RedisServer, RedisServerError
@@ -51,6 +53,16 @@ from celery_live.processes.redis_server import RedisServer, RedisServerError
 GRACE = 10.0
 #: Longer for some: a Celery worker's warm shutdown lets its running tasks finish.
 GRACE_OF = {"worker": 30.0}
+#: Each process's name in its colour, on a terminal.
+COLOURS = {
+    "web": "\033[36m",
+    "worker": "\033[32m",
+    "beat": "\033[35m",
+    "recorder": "\033[34m",
+    "bridge": "\033[95m",
+    "redis": "\033[33m",
+}
+RESET = "\033[0m"
 
 
 @dataclass
@@ -133,6 +145,42 @@ def kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """Whether Daphne can bind there (checked once, so a busy port fails at once, not in a
+    loop of restarts). socket.gaierror: `host` is no address."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Twisted does
+        try:
+            sock.bind(address)
+        except OSError:
+            return False
+    return True
+
+
+class Voice:
+    """The supervisor's `say`: `    name | text` lines on `stream`, the name coloured on a terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.coloured = stream.isatty()
+        self.gone = False
+
+    def __call__(self, name: str, text: str) -> None:
+        if self.gone:
+            return
+        colour = COLOURS.get(name, "") if self.coloured else ""
+        reset = RESET if colour else ""
+        try:
+            self.stream.write(f"{colour}{name:>8} |{reset} {text}\n")
+            self.stream.flush()  # piped (tee, a test) lines must not wait for a full buffer
+        except OSError:
+            # The terminal or the pipe reading us went away (a closed window, a killed
+            # `tee`): keep supervising, and above all stopping, without a voice; a crash
+            # here would leave every process running with no one to stop it.
+            self.gone = True
+
+
 def procfile_child(
     command: ProcessCommand, *, name: str | None = None, log: Path | None = None, own_session: bool = True
 ) -> Child:
@@ -174,6 +222,17 @@ def redis_child(server: RedisServer) -> Child:
         backoff=Backoff(started_at=time.monotonic()),
         process=server.process,
     )
+
+
+def start_private_redis(server: RedisServer, say: Callable[[str, str], None]) -> Child:
+    """Start `server` (RedisServerError: it could not be), say where it is; its child."""
+    server.start()
+    say(
+        "redis",
+        f"private Redis ({server.binary}) on {server.url}, data in {server.data_dir} "
+        f"(pid {server.process.pid})",
+    )
+    return redis_child(server)
 
 
 class Supervisor:

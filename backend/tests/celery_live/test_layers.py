@@ -27,6 +27,7 @@ ALLOWED = {
     "scenarios": {"access", "conf", "declarations", "log"},
     "log": {"conf"},
     "worker": {"conf", "log"},
+    "bridge": {"conf", "log"},
     "runs": {"conf", "log", "validation"},
     "stream": {"access", "conf", "launchable", "log", "runs"},
     "control": {"conf", "launchable", "log", "runs", "validation"},
@@ -34,6 +35,8 @@ ALLOWED = {
     "api": {"access", "conf", "control", "launchable", "log", "runs", "scenarios", "validation"},
     "terminal": {"conf", "log", "runs"},
     "processes": {"conf"},
+    # the `celery-live` command: a Django project of its own around the app
+    "standalone": {"conf", "processes", "stream"},
 }
 #: Django's and Celery's entry points: they wire the stages together and may import any.
 ENTRY_POINTS = {"apps", "urls", "models", "tasks", "management", "migrations", "__init__"}

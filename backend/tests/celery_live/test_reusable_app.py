@@ -433,6 +433,23 @@ def test_fresh_venv_imports_celery_live_from_the_wheel_and_not_the_demo_host(fre
     assert not Path(found["celery_live"]).is_relative_to(BACKEND_DIR)
 
 
+def test_fresh_venv_has_the_standalone_celery_live_command(fresh_venv: Venv) -> None:
+    """The wheel's console script, and its settings as installed (no host project at all)."""
+    script = fresh_venv.root / "bin" / "celery-live"
+    assert script.is_file()
+    for argv in (["--help"], ["manage", "--data-dir", str(fresh_venv.work_dir / "standalone"), "check"]):
+        done = subprocess.run(
+            [str(script), *argv],
+            cwd=fresh_venv.work_dir,
+            env=fresh_venv.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, f"celery-live {argv}:\n{done.stdout}\n{done.stderr}"
+    assert "System check identified no issues" in done.stdout
+
+
 def test_startproject_host_passes_check_and_migrate(host: Host) -> None:
     check = host.manage("check")
     assert "System check identified no issues" in check.stdout

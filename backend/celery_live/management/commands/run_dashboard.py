@@ -17,7 +17,6 @@ The lines see HOST and PORT (`--host`, `--port`) and REDIS_URL in their environm
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,33 +26,17 @@ from django.core.management.base import BaseCommand, CommandError
 from celery_live.conf import conf
 from celery_live.processes.procfile import ProcessCommand, Procfile, ProcfileError
 from celery_live.processes.redis_server import RedisServer, RedisServerError
-from celery_live.processes.supervisor import Supervisor, procfile_child, redis_child
-
-COLOURS = {
-    "web": "\033[36m",
-    "worker": "\033[32m",
-    "beat": "\033[35m",
-    "recorder": "\033[34m",
-    "redis": "\033[33m",
-}
-RESET = "\033[0m"
-
-
-def port_is_free(host: str, port: int) -> bool:
-    """Whether Daphne can bind there (checked once, so a busy port fails at once, not in a loop)."""
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    with socket.socket(family, kind, proto) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Twisted does
-        try:
-            sock.bind(address)
-        except OSError:
-            return False
-    return True
+from celery_live.processes.supervisor import (
+    Supervisor,
+    Voice,
+    port_is_free,
+    procfile_child,
+    start_private_redis,
+)
 
 
 class Command(BaseCommand):
     help = "Run the Procfile's processes (web, Beat, worker, recorder) together, supervised."
-    _output_gone = False
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="the web's $HOST")
@@ -66,6 +49,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-beat", action="store_true", help="do not start Celery Beat")
 
     def handle(self, *args, host: str, port: int, procfile: Path | None, no_beat: bool, **options):
+        self._say = Voice(self.stdout)
         env = {**os.environ, "HOST": host, "PORT": str(port)}
         redis_server = None
         if not os.environ.get("REDIS_URL"):
@@ -85,15 +69,9 @@ class Command(BaseCommand):
             self._say("redis", f"using REDIS_URL={env['REDIS_URL']}")
         else:
             try:
-                redis_server.start()
+                children.append(start_private_redis(redis_server, self._say))
             except RedisServerError as exc:
                 raise CommandError(f"could not start a private Redis: {exc}") from exc
-            self._say(
-                "redis",
-                f"private Redis ({redis_server.binary}) on {redis_server.url}, "
-                f"data in {redis_server.data_dir} (pid {redis_server.process.pid})",
-            )
-            children.append(redis_child(redis_server))
 
         supervisor = Supervisor(children, self._say)
         try:
@@ -126,17 +104,3 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         self._say("procfile", f"{', '.join(names)} from {procfile.path}")
         return commands
-
-    def _say(self, name: str, text: str) -> None:
-        if self._output_gone:
-            return
-        colour = COLOURS.get(name, "") if self.stdout.isatty() else ""
-        reset = RESET if colour else ""
-        try:
-            self.stdout.write(f"{colour}{name:>8} |{reset} {text}")
-            self.stdout.flush()  # piped (tee, a test) lines must not wait for a full buffer
-        except OSError:
-            # The terminal or the pipe reading us went away (a closed window, a killed
-            # `tee`): keep supervising, and above all stopping, without a voice; a crash
-            # here would leave every process running with no one to stop it.
-            self._output_gone = True
