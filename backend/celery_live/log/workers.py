@@ -32,7 +32,7 @@ import redis
 from celery_live.conf import conf
 from celery_live.log.publishing import publish
 from celery_live.log.store import bridge_watch_key, worker_instances_key, worker_registered_key, workers_key
-from celery_live.log.vocabulary import EventType
+from celery_live.log.vocabulary import EventType, ProcessRole
 
 #: This process's instance id, once it has started beating as a worker (set_instance).
 _instance: str | None = None
@@ -232,7 +232,7 @@ class WorkerRecord:
             offline_at=_number(data.get("offline_at")),
             offline_reason=_text(data.get("offline_reason")),
             registered=_texts(registered) if isinstance(registered, list) else None,
-            bridged=data.get("bridged") is True,
+            bridged=data.get("bridged") is True or data.get("process") == ProcessRole.BRIDGE,
         )
 
     @classmethod
