@@ -47,6 +47,7 @@ EXAMPLE_WORKER = {
     "offline_at": None,
     "offline_reason": None,
     "registered": ["apps.assets.tasks.example_async_task", "apps.assets.tasks.test_task"],
+    "bridged": False,
 }
 
 
@@ -79,6 +80,10 @@ class WorkerSerializer(serializers.Serializer):
     registered = serializers.ListField(
         child=serializers.CharField(),
         help_text="The task names it registers (Celery's own left out), sorted.",
+    )
+    bridged = serializers.BooleanField(
+        help_text="Seen through Celery's own events (manage.py bridge_events): it does not run "
+        "celery-live, and its pool, concurrency and queues are not known."
     )
 
 

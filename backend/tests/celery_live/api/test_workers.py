@@ -47,6 +47,7 @@ def test_every_instance_is_listed_with_its_pool_queues_counts_and_registered_tas
         "offline_at": None,
         "offline_reason": None,
         "registered": ["app.b", "app.a"],
+        "bridged": False,
     }
 
 

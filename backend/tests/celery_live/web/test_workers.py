@@ -113,3 +113,13 @@ def test_a_queued_run_of_a_task_no_online_worker_registers_is_flagged_on_its_car
     assert 'data-testid="unknown-task"' in card(client, "lost-cause")
     assert "No worker knows this task: it will wait." in card(client, "lost-cause")
     assert 'data-testid="unknown-task"' not in card(client, "fine")
+
+
+def test_a_bridged_workers_card_says_its_pool_and_queues_are_unknown(client, redis_client):
+    """A worker seen through Celery's events (bridge/) has no pool or queues to show: its card
+    says so rather than "? x ?" and "none"."""
+    record_worker(redis_client, beat("plain@h", pool=None, concurrency=None, queues=[], bridged=True))
+    record_worker(redis_client, beat("ours@h", instance="42-1764090000123"))
+    page = client.get("/workers/").content.decode()
+    assert page.count("? (via Celery's events)") == 1
+    assert "prefork" in page
