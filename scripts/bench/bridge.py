@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -31,7 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .common import Stack
+from .common import Stack, describe_machine
 from .paths import BACKEND, RAW
 from .stats import describe, percentile
 
@@ -148,10 +146,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.01, help="seconds between latency events")
     parser.add_argument("--out", type=Path, default=RAW / "bridge.json")
     args = parser.parse_args()
-    print(
-        f"machine: {platform.node()} · {os.cpu_count()} cores · Python {platform.python_version()} · "
-        f"load {os.getloadavg()[0]:.2f}\n"
-    )
+    print(f"machine: {describe_machine()}\n")
     with Stack(concurrency=1, worker_args=("-E",)) as stack:
         bridge, log = start_bridge(stack)
         try:

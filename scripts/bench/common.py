@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,15 @@ except ModuleNotFoundError as missing:
 #: The stacks' worker queue: a name of their own, so a benchmark on a shared Redis takes
 #: nobody's tasks (and the demo's default queue is not written twice).
 BENCH_DEMO_QUEUE = "bench-demo"
+
+
+def describe_machine() -> str:
+    """The machine a figure was measured on, and how busy it was (the reports print it)."""
+    return (
+        f"{platform.node()} · {os.cpu_count()} cores · Python {platform.python_version()} · "
+        f"load {os.getloadavg()[0]:.2f}"
+    )
+
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

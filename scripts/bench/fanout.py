@@ -35,8 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import random
 import signal
 import subprocess
@@ -46,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .common import Stack
+from .common import Stack, describe_machine
 from .paths import RAW
 from .publisher import burst_runs, publish_steady
 from .stats import percentile
@@ -331,10 +329,7 @@ def main() -> None:
     if args.burst_viewers:
         scenarios.append(Scenario(args.burst_viewers, 0, args.burst_procs))
     raise_open_files_limit()
-    machine = (
-        f"{platform.node()} · {os.cpu_count()} cores · Python {platform.python_version()} · "
-        f"load {os.getloadavg()[0]:.2f}"
-    )
+    machine = describe_machine()
     print(f"machine: {machine}\n")
     results = []
     for scenario in scenarios:

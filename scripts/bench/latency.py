@@ -20,12 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
-from .common import CHROMIUM_ARGS, Stack
+from .common import CHROMIUM_ARGS, Stack, describe_machine
 from .paths import RAW
 from .stats import describe, percentile, summary
 
@@ -101,10 +99,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RAW / "latency.json")
     args = parser.parse_args()
 
-    print(
-        f"machine: {platform.node()} · {os.cpu_count()} cores · Python {platform.python_version()} · "
-        f"load {os.getloadavg()[0]:.2f}"
-    )
+    print(f"machine: {describe_machine()}")
     print(
         f"workload: example_async_task, {args.iterations} iterations, {args.delay * 1000:.0f} ms apart, "
         f"{args.rounds} rounds per path\n"

@@ -31,15 +31,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .common import Stack
+from .common import Stack, describe_machine
 from .paths import RAW
 from .stats import percentile
 from .usage import machine_jiffies
@@ -214,10 +212,7 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 <= args.warmup < args.tasks - 1:
         parser.error("--warmup must be smaller than --tasks - 1")
-    machine = (
-        f"{platform.node()} · {os.cpu_count()} cores · Python {platform.python_version()} · "
-        f"load {os.getloadavg()[0]:.2f}"
-    )
+    machine = describe_machine()
     print(f"machine: {machine}")
     print(f"workload: {args.tasks} noop tasks per round ({args.warmup} warm-up), prefork -c 1\n")
     rounds = []
