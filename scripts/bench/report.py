@@ -224,8 +224,23 @@ def history_section(hist: dict) -> list[str]:
     return lines
 
 
+def bridge_section(bridge: dict) -> list[str]:
+    rate, bridged, signal = bridge["throughput"], bridge["bridged"], bridge["signal"]
+    return [
+        f"- throughput: {rate['events']} Celery events sent at {rate['send_per_s']}/s (one dispatcher, "
+        f"its limit); {rate['arrived']} in the log, at {rate['landed_per_s']}/s; bridge reconnects: "
+        f"{rate['reconnects']}",
+        f"- the bridge's CPU: {fmt(rate['bridge_cpu_ms_per_1000'], 1)} ms per 1000 events "
+        f"(~{rate['capacity_per_cpu_s']} events per CPU-second)",
+        f"- Celery event → `/ws/events/` frame: p50 {fmt(bridged['p50_ms'])} ms, p99 {fmt(bridged['p99_ms'])} ms "
+        f"(n={bridged['n']}); our signal's event → frame, same run: p50 {fmt(signal['p50_ms'])} ms, "
+        f"p99 {fmt(signal['p99_ms'])} ms (n={signal['n']})",
+    ]
+
+
 def main() -> None:
     comp, over, fan, hist = load("competitors"), load("overhead"), load("fanout"), load("history")
+    bridge = load("bridge")
     machine = (comp or {}).get("machine", {})
     out = [
         "# Benchmarks",
@@ -252,6 +267,9 @@ def main() -> None:
         checks += c
     if hist:
         out += ["## 4. History", ""] + history_section(hist) + [""]
+    if bridge:
+        out += ["## 5. The bridge (`bridge_events`: Celery's own events → the log)", ""]
+        out += bridge_section(bridge) + [""]
     out += ["## Targets", ""] + [f"- {c}" for c in checks] + [""]
     notes = DOCS / "benchmarks" / "notes.md"
     if notes.exists():

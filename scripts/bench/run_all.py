@@ -5,7 +5,9 @@
 2. overhead — worker throughput with our instrumentation on / off / Celery events on;
 3. fanout — 10 / 100 / 1000 viewers on one Daphne process, and a 10 000-event burst;
 4. history — catch-up after 10 000 missed events; the list with 100 000 runs (PostgreSQL);
-5. report (under .bench-venv, for matplotlib) — tables, target checks, plots.
+5. bridge — Celery's own events -> the log (`bridge_events`): events/s, and the latency
+   to a frame beside the signal path's;
+6. report (under .bench-venv, for matplotlib) — tables, target checks, plots.
 
 Each benchmark is a module of this package, run as `python -m scripts.bench.NAME` from the
 checkout's root with the backend on PYTHONPATH (as `make bench` sets it; each child
@@ -29,12 +31,14 @@ FULL: dict[str, list[str]] = {
     "overhead": [],
     "fanout": [],
     "history": [],
+    "bridge": [],
 }
 QUICK: dict[str, list[str]] = {
     "competitors": ["--tasks", "50", "--iterations", "100", "--rounds", "1"],
     "overhead": ["--tasks", "300", "--rounds", "3"],
     "fanout": ["--duration", "3", "--burst-events", "2000"],
     "history": ["--events", "2000", "--runs", "5000", "--requests", "10"],
+    "bridge": ["--events", "3000", "--spaced", "50"],
 }
 
 
