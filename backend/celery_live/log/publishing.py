@@ -96,7 +96,10 @@ def utf8(text: str) -> bytes:
 
 
 # KEYS: stream, task list (the stream again for an event of no run), runs index.
-# ARGV: json, maxlen, ttl, task_id, ts[, resent, uid[, dedupe key, its ttl]]. Replies
+# ARGV: json, maxlen, ttl, task_id, ts[, resent, uid[, dedupe key, its ttl, the bridge's
+# watching key]]. A dedupe key is kept only while a bridge listens (the watching key
+# exists): with none, no second copy can come, and a busy producer's `task.sent` keys
+# would cost Redis ~200 bytes each for nothing. Replies
 # "+<id> <seq>" (one line, which the pump counts). A resent event ('1') that is already in
 # the log is not added again: the reply names the copy there; nor is an event whose dedupe
 # key an earlier one took: the reply names that one.
@@ -134,7 +137,9 @@ if is_task then
     redis.call('ZADD', KEYS[3], 'NX', ARGV[5], ARGV[4])
   end
 end
-if dedupe then redis.call('SET', dedupe, id .. ' ' .. seq, 'EX', ARGV[9]) end
+if dedupe and redis.call('EXISTS', ARGV[10]) == 1 then
+  redis.call('SET', dedupe, id .. ' ' .. seq, 'EX', ARGV[9])
+end
 return redis.status_reply(id .. ' ' .. seq)
 """
 
@@ -161,7 +166,8 @@ _GAP_RUNS = 50
 #: Seconds a dedupe key names the event that took it: two bridges receive a Celery event
 #: within milliseconds of each other, and a buffered event is published within seconds of
 #: Redis' return; this is far beyond both. Each key costs Redis ~200 bytes meanwhile
-#: (measured over 100,000): a bridge at 100 events/s holds ~12 MB of them.
+#: (measured over 100,000): a bridge at 100 events/s holds ~12 MB of them. Kept only while
+#: a bridge listens (`store.bridge_watch_key`).
 DEDUPE_TTL = 600
 
 
@@ -169,11 +175,12 @@ def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(value), value)
 
 
-# EVALSHA sha numkeys key1 key2 key3 + 7 arguments: 13 bulk strings (15 with a dedupe key
-# and its ttl). The sha, not the script's 1.2 kB: each connection loads the script when it opens.
+# EVALSHA sha numkeys key1 key2 key3 + 7 arguments: 13 bulk strings (16 with a dedupe key,
+# its ttl and the bridge's watching key). The sha, not the script's 1.2 kB: each connection
+# loads the script when it opens.
 _EVAL_TAIL = b"$7\r\nEVALSHA\r\n" + _bulk(_PUBLISH_SHA.encode()) + _bulk(b"3")
 _EVAL_HEAD = b"*13\r\n" + _EVAL_TAIL
-_EVAL_HEAD_DEDUPE = b"*15\r\n" + _EVAL_TAIL
+_EVAL_HEAD_DEDUPE = b"*16\r\n" + _EVAL_TAIL
 
 
 class _Item:
@@ -197,7 +204,8 @@ class _Item:
         uid = _bulk(self.event["uid"].encode())
         if self.dedupe is None:
             return _EVAL_HEAD + self.body + resent + uid
-        dedupe = _bulk(utf8(self.dedupe)) + _bulk(b"%d" % DEDUPE_TTL)
+        watching = store.bridge_watch_key().encode()
+        dedupe = _bulk(utf8(self.dedupe)) + _bulk(b"%d" % DEDUPE_TTL) + _bulk(watching)
         return _EVAL_HEAD_DEDUPE + self.body + resent + uid + dedupe
 
     def answer(self, reply: str | None) -> None:

@@ -152,6 +152,15 @@ def running_bridge(tmp_path_factory):
         yield running
 
 
+@pytest.fixture(autouse=True)
+def bridge_noted_as_listening(request):
+    """Each test starts with the log's keys cleared (conftest's clean_log), the module's
+    bridge's "listening" mark too: wait for its next renewal (every 2 s), as a dedupe key of
+    our own `task.sent` is kept only while a bridge listens."""
+    if "running_bridge" in request.fixturenames:
+        wait_for(lambda: store.client().exists(store.bridge_watch_key()), 10, message="the bridge's mark")
+
+
 @pytest.fixture(scope="module")
 def plain_worker(running_bridge, other):
     """A plain `-E` worker, started once the bridge listens."""

@@ -15,11 +15,19 @@ import pytest
 from celery_live.bridge.translate import Bridged, Translator
 from celery_live.log import events, publishing, store
 from celery_live.log.vocabulary import EventType, ProcessRole
+from celery_live.log.workers import note_bridge_watching
 from config.celery import app as demo_app
 
 
 def run_events(client, task_id: str) -> list[dict]:
     return [json.loads(raw) for raw in client.lrange(store.task_key(task_id), 0, -1)]
+
+
+@pytest.fixture(autouse=True)
+def bridge_listens(redis_client):
+    """A bridge listens (its watching key is set): dedupe keys are kept. The test that wants
+    none deletes it."""
+    note_bridge_watching(redis_client)
 
 
 @pytest.fixture
@@ -62,6 +70,16 @@ def test_without_a_key_nothing_is_deduplicated_and_no_key_is_made(redis_client):
         publishing.publish(EventType.TASK_STARTED, task_id="t2", name="n")
     assert len(run_events(redis_client, "t2")) == 2
     assert not list(redis_client.scan_iter(match=store.dedupe_key("*")))
+
+
+def test_with_no_bridge_listening_a_key_is_not_kept(redis_client):
+    """No bridge, no second copy: a producer's `task.sent` keys would only cost Redis memory
+    (~200 bytes each for 600 s, on every task sent)."""
+    redis_client.delete(store.bridge_watch_key())
+    key = store.sent_dedupe_key("t4", 0)
+    assert publishing.publish(EventType.TASK_SENT, task_id="t4", name="n", dedupe=key) is not None
+    assert len(run_events(redis_client, "t4")) == 1
+    assert not redis_client.exists(key)
 
 
 def test_a_resent_event_with_a_key_is_answered_with_its_first_copy(redis_client):
