@@ -31,6 +31,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,7 @@ from celery.events.receiver import EventReceiver
 from kombu.exceptions import OperationalError
 
 from celery_live.bridge.translate import NEEDS_INSTANCE, WORKER_SIDE, Bridged, CeleryType, Skipped, Translator
+from celery_live.conf import conf
 from celery_live.log import store
 from celery_live.log.publishing import publish
 from celery_live.log.store import instrumented_key, worker_instances_key, workers_key
@@ -181,8 +183,10 @@ class Bridge:
         #: What was logged once already (a kind of bad event, a failing part).
         self._said: set[str] = set()
         #: Counts for the benchmark and the tests: published, skipped (instrumented
-        #: workers), ignored (other types), refused (bad events).
-        self.counts = {"published": 0, "skipped": 0, "ignored": 0, "refused": 0}
+        #: workers), ignored (other types), refused (bad events), dropped (held too long).
+        self.counts = {"published": 0, "skipped": 0, "ignored": 0, "refused": 0, "dropped": 0}
+        #: Events waiting for Redis to answer (`handle`), oldest first.
+        self._held: deque[dict[str, Any]] = deque()
 
     @property
     def where(self) -> str:
@@ -260,24 +264,56 @@ class Bridge:
     # --- one event -------------------------------------------------------------------------
 
     def handle(self, event: dict[str, Any]) -> None:
-        """Translate and publish one Celery event; never raises into the receiver."""
+        """Translate and publish one Celery event; never raises into the receiver.
+
+        An event the bridge cannot judge now (Redis, where the instrumented marks and the
+        registry are, does not answer) is held, with every later one to keep their order,
+        and handled once Redis answers again (at the next event: a live worker beats every
+        2 s). Past `conf.PUBLISH_BUFFER` held events the oldest are dropped, counted and
+        logged: with Redis away that long, the publisher's own buffer is full as well.
+        """
+        if self._held:
+            self._release_held()
+        if self._held or not self._handle(event):
+            self._hold(event)
+
+    def _hold(self, event: dict[str, Any]) -> None:
+        self._held.append(event)
+        if len(self._held) > conf.PUBLISH_BUFFER:
+            self._held.popleft()
+            self.counts["dropped"] += 1
+            self._once("dropped", "celery-live bridge: Redis is away too long; dropping the oldest held")
+
+    def _release_held(self) -> None:
+        while self._held:
+            if not self._handle(self._held[0]):
+                return
+            self._held.popleft()
+        if "redis" in self._said:
+            self._said -= {"redis", "dropped"}
+            logger.warning(
+                "celery-live bridge: Redis answers again; held events logged (%d dropped so far)",
+                self.counts["dropped"],
+            )
+
+    def _handle(self, event: dict[str, Any]) -> bool:
+        """Translate and publish one event; False if Redis did not answer (try it again)."""
         kind = event.get("type") if isinstance(event, dict) else None
         try:
             hostname = event.get("hostname") if isinstance(event, dict) else None
             fresh = kind == CeleryType.WORKER_ONLINE
             if kind in WORKER_SIDE and isinstance(hostname, str) and self.marks.instrumented(hostname, fresh):
                 self.counts["skipped"] += 1
-                return
+                return True
             instance = self.instances.resolve(event) if kind in NEEDS_INSTANCE else None
             bridged = self.translator.translate(event, instance)
         except redis.RedisError as exc:
-            self._once("redis", "celery-live bridge: cannot read the registry (%s); skipping events", exc)
-            self.counts["refused"] += 1
-            return
+            self._once("redis", "celery-live bridge: Redis does not answer (%s); holding events", exc)
+            return False
         except Exception as exc:  # a bug must cost one event, not the bridge
             self._once(f"bug:{kind}", "celery-live bridge: could not translate a %s event (%r)", kind, exc)
             self.counts["refused"] += 1
-            return
+            return True
         if bridged is None:
             self.counts["ignored"] += 1
         elif isinstance(bridged, Skipped):
@@ -287,6 +323,7 @@ class Bridge:
             self._registry(bridged)
             publish(bridged.type, wait=False, dedupe=bridged.dedupe, **bridged.fields)
             self.counts["published"] += 1
+        return True
 
     def _registry(self, bridged: Bridged) -> None:
         """What a worker event says, in the worker registry (as our heartbeat step writes it)."""

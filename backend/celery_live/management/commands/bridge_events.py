@@ -65,7 +65,9 @@ class Command(BaseCommand):
             signal.signal(signum, lambda *_: bridge.stop())
         bridge.run()
         get_publisher().close(FLUSH_TIMEOUT)
-        self.stdout.write(f"stopped ({bridge.counts['published']} events bridged)")
+        dropped = bridge.counts["dropped"]
+        lost = f", {dropped} dropped while Redis was away" if dropped else ""
+        self.stdout.write(f"stopped ({bridge.counts['published']} events bridged{lost})")
 
     def _listening(self, where: str) -> None:
         self.stdout.write(f"{LISTENING} {where} to the log (Ctrl-C stops)")

@@ -34,7 +34,7 @@ from celery_live.runs.models import Run
 from celery_live.runs.reaper import Reaper
 from config.celery import app as demo_app
 from tests.celery_live.test_rabbitmq import AMQP_URL, rabbitmq_reachable
-from tests.helpers import celery_process, final_run, record_all, wait_for
+from tests.helpers import celery_process, final_run, record_all, unreachable_redis, wait_for
 from tests.paths import BACKEND_DIR
 from tests.plain_celery import ADD, FAIL, SLEEP, PlainCelery
 
@@ -422,7 +422,7 @@ def test_one_bad_event_is_logged_once_per_kind_and_skipped(redis_client, caplog)
         "celery-live bridge: skipping task-started without a uuid (no task id)",
         "celery-live bridge: skipping not an event (a list, not a mapping)",
     ]
-    assert bridge.counts == {"published": 0, "skipped": 0, "ignored": 3, "refused": 6}
+    assert bridge.counts == {"published": 0, "skipped": 0, "ignored": 3, "refused": 6, "dropped": 0}
     assert redis_client.xlen(store.stream_key()) == 0
 
 
@@ -437,3 +437,29 @@ def test_a_marked_workers_events_are_skipped_but_not_a_task_sent_from_its_host(r
     assert (bridge.counts["skipped"], bridge.counts["published"]) == (4, 2)
     assert [e["type"] for e in stream(redis_client)] == [EventType.TASK_SENT, EventType.WORKER_HEARTBEAT]
     assert [r.hostname for r in read_workers(redis_client)] == ["plain@h"]
+
+
+def test_events_the_bridge_cannot_judge_while_redis_is_away_are_held_and_logged_in_order(
+    redis_client, monkeypatch, settings
+):
+    """The instrumented marks are in Redis: while it does not answer, a new worker's events
+    wait (they are neither dropped nor logged twice), and beyond the buffer the oldest go,
+    counted."""
+    bridge = Bridge(REDIS_URL)
+    away = unreachable_redis()
+    monkeypatch.setattr(bridge.marks, "client", away)
+    monkeypatch.setattr(bridge.instances, "client", away)
+    settings.CELERY_LIVE_PUBLISH_BUFFER = 3
+    for n in range(5):
+        bridge.handle(
+            celery_event("task-received", "new@h", uuid=f"t{n}", name="n", timestamp=1_790_000_000.0 + n)
+        )
+    assert (bridge.counts["published"], bridge.counts["dropped"]) == (0, 2)
+    monkeypatch.setattr(bridge.marks, "client", redis_client)  # Redis is back
+    monkeypatch.setattr(bridge.instances, "client", redis_client)
+    bridge.handle(celery_event("task-started", "new@h", uuid="t4", timestamp=1_790_000_010.0))
+    assert get_publisher().flush(5)
+    logged_ids = [(e["type"], e["task_id"]) for e in stream(redis_client)]
+    received = [(EventType.TASK_RECEIVED, f"t{n}") for n in (2, 3, 4)]
+    assert logged_ids == [*received, (EventType.TASK_STARTED, "t4")]
+    assert bridge.counts == {"published": 4, "skipped": 0, "ignored": 0, "refused": 0, "dropped": 2}
