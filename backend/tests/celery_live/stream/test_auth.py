@@ -22,19 +22,11 @@ from celery_live.log import publishing
 from celery_live.stream.auth import token_key
 from celery_live.stream.consumers import Close
 from config.asgi import application
-from tests.stack import Stack, start_web_only
+from tests.stack import Stack
 from tests.users import create_users
 
 SOCKETS = ("/ws/events/", "/ws/page/")
 LOGIN_URL = "/accounts/login/"
-
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory):
-    database = tmp_path_factory.mktemp("auth") / "db.sqlite3"
-    stack = start_web_only(CELERY_LIVE_REQUIRE_LOGIN="1", DATABASE_URL=f"sqlite:///{database}")
-    yield stack
-    stack.stop()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from websockets.sync.client import ClientConnection, connect
@@ -20,16 +20,8 @@ from websockets.sync.client import ClientConnection, connect
 from celery_live.access import DENIED, Action
 from celery_live.stream.consumers import Close
 from tests.celery_live.stream.test_auth import assert_refused, session, token
-from tests.stack import Stack, start_web_only
+from tests.stack import Stack
 from tests.users import create_users
-
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    database = tmp_path_factory.mktemp("presenter-auth") / "db.sqlite3"
-    stack = start_web_only(CELERY_LIVE_REQUIRE_LOGIN="1", DATABASE_URL=f"sqlite:///{database}")
-    yield stack
-    stack.stop()
 
 
 @pytest.fixture(scope="module")
