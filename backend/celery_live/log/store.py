@@ -126,7 +126,7 @@ INSTRUMENTED_TTL = 30
 
 def mark_instrumented(client: redis.Redis, hostname: str) -> None:
     """Mark `hostname` as an instrumented worker for `INSTRUMENTED_TTL` s (the heartbeat
-    step: once before the worker's consumer starts, then at every beat)."""
+    step, before the worker's consumer starts; each beat's `record_worker` renews it)."""
     client.set(instrumented_key(hostname), "1", ex=INSTRUMENTED_TTL)
 
 

@@ -31,7 +31,13 @@ import redis
 
 from celery_live.conf import conf
 from celery_live.log.publishing import publish
-from celery_live.log.store import bridge_watch_key, worker_instances_key, worker_registered_key, workers_key
+from celery_live.log.store import (
+    bridge_watch_key,
+    mark_instrumented,
+    worker_instances_key,
+    worker_registered_key,
+    workers_key,
+)
 from celery_live.log.vocabulary import EventType, ProcessRole
 
 #: This process's instance id, once it has started beating as a worker (set_instance).
@@ -333,7 +339,9 @@ class WorkerRecord:
 
 def record_worker(client: redis.Redis, record: WorkerRecord, registered: list[str] | None = None) -> bool:
     """A heartbeat in the registry, in one round trip: the hostname's last beat, the
-    instance's record, and its registered names when they changed (`registered` given).
+    instance's record, its registered names when they changed (`registered` given), and,
+    for a beat of our own heartbeat step (not `bridged`), the hostname's instrumented mark
+    (`store.mark_instrumented`: the bridge leaves its Celery events alone).
 
     Whether the registry holds its registered names now: False after Redis lost its data,
     and the worker sends them again."""
@@ -343,6 +351,8 @@ def record_worker(client: redis.Redis, record: WorkerRecord, registered: list[st
     pipe.hset(worker_instances_key(), record.instance, record.encode())
     if registered is not None:
         pipe.hset(worker_registered_key(), record.instance, json.dumps(registered))
+    if not record.bridged:
+        mark_instrumented(pipe, record.hostname)  # queued in the pipeline (one is a Redis)
     pipe.hexists(worker_registered_key(), record.instance)
     return bool(pipe.execute()[-1])
 

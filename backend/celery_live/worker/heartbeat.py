@@ -177,8 +177,7 @@ class LiveHeartbeat(bootsteps.StartStopStep):
             registered = registered_tasks(worker.app)
             new_names = registered if registered != self._registered_sent else None
             client = store.client()
-            kept = record_worker(client, record, new_names)
-            store.mark_instrumented(client, worker.hostname)
+            kept = record_worker(client, record, new_names)  # and renews the instrumented mark
             if record.queues != self._queues_told:  # the queues page lists every queue consumed
                 remember_queues(client, record.queues)
                 self._queues_told = record.queues
